@@ -1,0 +1,63 @@
+"""``create_app(config)``: the aiohttp application with its routes, middleware and resources.
+
+Each resource (the upstream HTTP sessions, the usage writer and its sink) is opened and
+closed by one cleanup context, so shutdown drains the usage queue before exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.config import GatewayConfig
+from gateway.providers.http import HttpClients
+from gateway.providers.registry import build_providers
+from gateway.server.auth import TokenStore
+from gateway.server.middlewares import edge
+from gateway.server.routes import add_routes
+from gateway.sinks.postgres import PostgresUsageSink
+from gateway.sinks.sqlite import SQLiteUsageSink
+from gateway.sinks.writer import BatchWriter, UsageSink
+from gateway.state import CONFIG, ENDPOINTS, HTTP, PROVIDERS, TOKENS, WRITER
+
+
+def make_sink(config: GatewayConfig) -> UsageSink:
+    storage = config.storage
+    if storage.kind == "postgres":
+        assert storage.dsn is not None
+        return PostgresUsageSink(storage.dsn)
+    return SQLiteUsageSink(Path(storage.path or Path(config.server.data_dir) / "usage.db"))
+
+
+async def _http(app: web.Application) -> AsyncIterator[None]:
+    http = HttpClients()
+    app[HTTP] = http
+    app[PROVIDERS] = build_providers(app[CONFIG], http)
+    yield
+    await http.close()
+
+
+async def _usage_writer(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    storage = config.storage
+    writer = BatchWriter(
+        make_sink(config), Path(config.server.data_dir),
+        batch_size=storage.batch_size, flush_interval=storage.flush_interval_ms / 1000, queue_size=storage.queue_size,
+    )
+    await writer.start()
+    app[WRITER] = writer
+    yield
+    await writer.close()
+
+
+def create_app(config: GatewayConfig, tokens: TokenStore | None = None) -> web.Application:
+    """The gateway app for ``config``; ``tokens`` defaults to the config's tokens."""
+    app = web.Application(middlewares=[edge], client_max_size=config.server.max_body_bytes)
+    app[CONFIG] = config
+    app[ENDPOINTS] = config.endpoint_map()
+    app[TOKENS] = tokens if tokens is not None else TokenStore(config.tokens)
+    app.cleanup_ctx.extend([_http, _usage_writer])
+    add_routes(app)
+    return app

@@ -1,0 +1,202 @@
+"""``gateway serve | check-config | usage``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+import msgspec
+
+from gateway.config import ConfigError, GatewayConfig, default_config, load_config
+from gateway.server.auth import Principal, TokenStore
+from gateway.usage_report import UsageQuery, parse_since, run_usage_report
+
+log = logging.getLogger("gateway")
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def endpoints_table(config: GatewayConfig) -> str:
+    rows = []
+    for ep in config.endpoints:
+        total = sum(e.weight for e in ep.served_entities) or 1
+        served = ", ".join(
+            f"{e.provider}/{e.model}" + (f" {round(100 * e.weight / total)}%" if len(ep.served_entities) > 1 else "")
+            for e in ep.served_entities
+        )
+        fallbacks = " -> ".join(f"{e.provider}/{e.model}" for e in ep.fallbacks) or "-"
+        rows.append([ep.name, ep.task, served, fallbacks])
+    return format_table(["ENDPOINT", "TASK", "SERVED BY", "FALLBACKS"], rows)
+
+
+def _dev_token(data_dir: Path) -> str:
+    """The embedded default's token, kept in the data directory so restarts keep it."""
+    path = data_dir / "dev-token"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = "dev-" + secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def _banner(config: GatewayConfig, host: str, port: int, dev_token: str | None) -> str:
+    base = f"http://{host}:{port}"
+    lines = [f"gateway listening on {base}", "", endpoints_table(config), ""]
+    if dev_token:
+        chat = next((e.name for e in config.endpoints if e.task == "chat"), "mock-chat")
+        lines += [
+            f"dev token: {dev_token}",
+            "",
+            "try it:",
+            f"  curl {base}/mlflow/v1/chat/completions -H 'Authorization: Bearer {dev_token}' \\",
+            f"    -H 'content-type: application/json' -d '{{\"model\": \"{chat}\", \"messages\": [{{\"role\": \"user\", \"content\": \"hello\"}}]}}'",
+            "",
+            "  from openai import OpenAI",
+            f"  client = OpenAI(base_url='{base}/mlflow/v1', api_key='{dev_token}')",
+            f"  print(client.chat.completions.create(model='{chat}', messages=[{{'role': 'user', 'content': 'hello'}}]).choices[0].message.content)",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def run_worker(config: GatewayConfig, dev_token: str | None, reuse_port: bool) -> None:
+    """Serve until SIGINT/SIGTERM; shutdown drains the usage queue."""
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.server.access_log import JSONAccessLogger
+
+    _setup_logging()
+    store = TokenStore(config.tokens)
+    if dev_token:
+        store.add(dev_token, Principal("dev"))
+    if not len(store):
+        log.warning("no tokens are configured: every API request will get 401")
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    app = create_app(config, store)
+    web.run_app(
+        app, host=config.server.host, port=config.server.port, reuse_port=reuse_port,
+        print=lambda _: log.info("worker %d ready on %s:%d", os.getpid(), config.server.host, config.server.port),
+        access_log_class=JSONAccessLogger, access_log=logging.getLogger("gateway.access"), loop=loop,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir or ".gateway")
+    try:
+        config = load_config(args.config) if args.config else default_config(str(data_dir))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    server = msgspec.structs.replace(
+        config.server,
+        host=args.host or config.server.host,
+        port=args.port if args.port is not None else config.server.port,
+        data_dir=args.data_dir or config.server.data_dir,
+    )
+    config = msgspec.structs.replace(config, server=server)
+    dev_token = None if args.config else _dev_token(Path(server.data_dir))
+    print(_banner(config, server.host, server.port, dev_token), flush=True)
+    if args.workers <= 1:
+        run_worker(config, dev_token, reuse_port=False)
+        return 0
+    # Each worker binds the same port (SO_REUSEPORT) and the kernel spreads connections.
+    metrics_dir = Path(server.data_dir) / f"metrics-{os.getpid()}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=run_worker, args=(config, dev_token, True), name=f"worker-{i}") for i in range(args.workers)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return max((p.exitcode or 0) for p in procs)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    print(endpoints_table(config))
+    print(f"\n{len(config.endpoints)} endpoints, {len(config.providers)} providers, {len(config.tokens)} tokens: OK")
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir or ".gateway"
+    try:
+        config = load_config(args.config) if args.config else default_config(data_dir, env={})
+        since = parse_since(args.since)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.data_dir:
+        config = msgspec.structs.replace(config, server=msgspec.structs.replace(config.server, data_dir=data_dir))
+    try:
+        headers, rows = asyncio.run(run_usage_report(config, UsageQuery(since, args.by)))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(headers, rows))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway", description="A self-hosted AI gateway.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (embedded default without --config)")
+    serve.add_argument("--config", help="YAML or TOML configuration file")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port")
+    serve.add_argument("--data-dir", help="where SQLite usage data and the dev token live (default .gateway)")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate a configuration file and list its endpoints")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    usage = sub.add_parser("usage", help="summarise the usage table")
+    usage.add_argument("--config")
+    usage.add_argument("--data-dir")
+    usage.add_argument("--since", default="24h", help="e.g. 30m, 1h, 7d (default 24h)")
+    usage.add_argument("--by", default="endpoint", help="endpoint, requester, provider, status or tag:KEY")
+    usage.set_defaults(func=cmd_usage)
+
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,1 @@
+"""Client-side codecs: each client API's wire format <-> the IR, and its error bodies."""

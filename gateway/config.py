@@ -1,0 +1,221 @@
+"""The configuration file, decoded into frozen Structs.
+
+``load_config(path)`` reads YAML or TOML, expands ``${VAR}`` / ``${VAR:-default}``
+references from the environment, converts into ``GatewayConfig`` and checks the
+cross-references (an entity's provider must exist). Every error names the path of the
+bad field, e.g. ``endpoints[2].fallbacks[0].provider: unknown provider 'opnai'``.
+Secret values are never included in an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+ProviderKind = Literal["openai", "anthropic", "gemini", "openai_compatible", "mock"]
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message starts with the path of the bad field."""
+
+
+class _Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Timeouts(_Base, kw_only=True):
+    """Seconds. ``first_byte`` bounds the wait for response headers and for each read after."""
+
+    connect: float = 10.0
+    first_byte: float = 120.0
+    total: float = 600.0
+
+
+class ProviderConfig(_Base, kw_only=True):
+    kind: ProviderKind
+    api_key: str | None = None
+    base_url: str | None = None
+    headers: dict[str, str] = {}
+    timeouts: Timeouts = Timeouts()
+    max_connections: int = 256
+
+
+class ServedEntity(_Base, kw_only=True):
+    """One provider model that serves an endpoint; ``weight`` is its traffic share."""
+
+    provider: str
+    model: str
+    weight: int = 100
+
+
+class EndpointConfig(_Base, kw_only=True):
+    name: str
+    task: Literal["chat", "embeddings"] = "chat"
+    served_entities: list[ServedEntity]
+    fallbacks: list[ServedEntity] = []
+
+
+class TokenConfig(_Base, kw_only=True):
+    """A caller token: give ``token`` (usually ``${ENV}``) or its hex ``sha256``."""
+
+    principal: str
+    groups: list[str] = []
+    token: str | None = None
+    sha256: str | None = None
+
+
+class StorageConfig(_Base, kw_only=True):
+    kind: Literal["sqlite", "postgres"] = "sqlite"
+    path: str | None = None  # SQLite file; default <data_dir>/usage.db
+    dsn: str | None = None  # PostgreSQL
+    batch_size: int = 1000
+    flush_interval_ms: int = 200
+    queue_size: int = 100_000
+
+
+class ServerConfig(_Base, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 20 * 1024 * 1024
+    data_dir: str = ".gateway"
+
+
+class GatewayConfig(_Base, kw_only=True):
+    server: ServerConfig = ServerConfig()
+    providers: dict[str, ProviderConfig] = {}
+    endpoints: list[EndpointConfig] = []
+    tokens: list[TokenConfig] = []
+    storage: StorageConfig = StorageConfig()
+
+    def endpoint_map(self) -> dict[str, EndpointConfig]:
+        return {e.name: e for e in self.endpoints}
+
+
+def _expand_env(node: Any, path: str, env: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        def sub(m: re.Match[str]) -> str:
+            value = env.get(m.group(1))
+            if value is None:
+                if m.group(2) is None:
+                    raise ConfigError(f"{path}: environment variable {m.group(1)} is not set")
+                return m.group(2)
+            return value
+        return _ENV_RE.sub(sub, node)
+    if isinstance(node, dict):
+        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, f"{path}[{i}]", env) for i, v in enumerate(node)]
+    return node
+
+
+def _msgspec_path(err: msgspec.ValidationError) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.endpoints[0].weight`"; lead with the path.
+    text = str(err)
+    m = re.search(r" - at `\$\.?([^`]*)`$", text)
+    if not m:
+        return text
+    return f"{m.group(1) or '<root>'}: {text[: m.start()]}"
+
+
+def _check(cfg: GatewayConfig) -> None:
+    seen: set[str] = set()
+    for i, ep in enumerate(cfg.endpoints):
+        where = f"endpoints[{i}]"
+        if not NAME_RE.match(ep.name):
+            raise ConfigError(f"{where}.name: {ep.name!r} may only contain letters, digits, '.', '-', '_'")
+        if ep.name in seen:
+            raise ConfigError(f"{where}.name: duplicate endpoint {ep.name!r}")
+        seen.add(ep.name)
+        if not ep.served_entities:
+            raise ConfigError(f"{where}.served_entities: at least one served entity is required")
+        for group in ("served_entities", "fallbacks"):
+            for j, ent in enumerate(getattr(ep, group)):
+                if ent.provider not in cfg.providers:
+                    raise ConfigError(f"{where}.{group}[{j}].provider: unknown provider {ent.provider!r}")
+                if ent.weight < 0:
+                    raise ConfigError(f"{where}.{group}[{j}].weight: must be >= 0")
+        if sum(e.weight for e in ep.served_entities) <= 0:
+            raise ConfigError(f"{where}.served_entities: weights must add up to more than 0")
+    for name, prov in cfg.providers.items():
+        if prov.kind in ("openai", "anthropic", "gemini") and not prov.api_key:
+            raise ConfigError(f"providers.{name}.api_key: required for kind {prov.kind!r}")
+        if prov.kind == "openai_compatible" and not prov.base_url:
+            raise ConfigError(f"providers.{name}.base_url: required for kind 'openai_compatible'")
+    for i, tok in enumerate(cfg.tokens):
+        if bool(tok.token) == bool(tok.sha256):
+            raise ConfigError(f"tokens[{i}]: give exactly one of 'token' or 'sha256'")
+        if tok.sha256 and not re.fullmatch(r"[0-9a-fA-F]{64}", tok.sha256):
+            raise ConfigError(f"tokens[{i}].sha256: must be 64 hex characters")
+    if cfg.storage.kind == "postgres" and not cfg.storage.dsn:
+        raise ConfigError("storage.dsn: required for kind 'postgres'")
+
+
+def parse_config(raw: Any, env: dict[str, str] | None = None) -> GatewayConfig:
+    """Validate an already-parsed document (dict) into a GatewayConfig."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("<root>: expected a mapping")
+    expanded = _expand_env(raw, "", dict(os.environ) if env is None else env)
+    try:
+        cfg = msgspec.convert(expanded, GatewayConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_msgspec_path(exc)) from None
+    _check(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a YAML (or .toml) configuration file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{p}: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text) if p.suffix == ".toml" else yaml.safe_load(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid {'TOML' if p.suffix == '.toml' else 'YAML'}: {exc}") from None
+    return parse_config(raw, env)
+
+
+def default_config(data_dir: str, env: dict[str, str] | None = None) -> GatewayConfig:
+    """The embedded default: mock endpoints, plus real providers whose API keys are set."""
+    env = dict(os.environ) if env is None else env
+    providers: dict[str, Any] = {"mock": {"kind": "mock"}}
+    endpoints: list[dict[str, Any]] = [
+        {"name": "mock-chat", "served_entities": [{"provider": "mock", "model": "echo"}]},
+        {"name": "mock-tools", "served_entities": [{"provider": "mock", "model": "tool"}]},
+        {"name": "mock-slow", "served_entities": [{"provider": "mock", "model": "echo+slow-50ms"}]},
+        {
+            "name": "mock-fallback",
+            "served_entities": [{"provider": "mock", "model": "error-503"}],
+            "fallbacks": [{"provider": "mock", "model": "echo"}],
+        },
+        {"name": "mock-embeddings", "task": "embeddings",
+         "served_entities": [{"provider": "mock", "model": "embed"}]},
+    ]
+    real = (
+        ("OPENAI_API_KEY", "openai", "gpt-4.1-mini", "text-embedding-3-small"),
+        ("ANTHROPIC_API_KEY", "anthropic", "claude-sonnet-4-5", None),
+        ("GEMINI_API_KEY", "gemini", "gemini-2.5-flash", "gemini-embedding-001"),
+    )
+    for var, kind, chat_model, embed_model in real:
+        if env.get(var):
+            providers[kind] = {"kind": kind, "api_key": "${%s}" % var}
+            endpoints.append({"name": f"{kind}-chat", "served_entities": [{"provider": kind, "model": chat_model}]})
+            if embed_model:
+                endpoints.append({"name": f"{kind}-embeddings", "task": "embeddings",
+                                  "served_entities": [{"provider": kind, "model": embed_model}]})
+    return parse_config(
+        {"server": {"data_dir": data_dir}, "providers": providers, "endpoints": endpoints}, env
+    )

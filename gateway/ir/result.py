@@ -1,0 +1,48 @@
+"""Results of a chat or embedding call, and token usage."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from gateway.ir.request import Part
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
+
+
+class Usage(msgspec.Struct):
+    """Token counts. ``estimated`` is set when the provider reported none and the gateway guessed."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def estimate_tokens(chars: int) -> int:
+    """The documented estimate used when a provider reports no usage: (characters + 1) / 4."""
+    return (chars + 1) // 4
+
+
+class ChatResult(msgspec.Struct):
+    """A complete assistant turn. ``parts`` holds text, thinking and tool calls in order."""
+
+    id: str
+    model: str
+    parts: list[Part]
+    finish_reason: FinishReason
+    usage: Usage | None = None
+    created: int = 0
+
+
+class EmbeddingResult(msgspec.Struct):
+    vectors: list[list[float]]
+    model: str
+    usage: Usage | None = None

@@ -1,0 +1,51 @@
+"""Every Prometheus metric the gateway exports, and nowhere else.
+
+With ``--workers N`` the CLI sets PROMETHEUS_MULTIPROC_DIR before any worker starts, and
+``/metrics`` then aggregates all workers' files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+REQUESTS = Counter(
+    "gateway_requests_total", "Requests served, by endpoint, API and HTTP status.",
+    ["endpoint", "api", "status"],
+)
+LATENCY = Histogram(
+    "gateway_request_duration_seconds", "Time from request to the last byte of the response.",
+    ["endpoint", "api"], buckets=_LATENCY_BUCKETS,
+)
+TTFB = Histogram(
+    "gateway_time_to_first_byte_seconds", "Time from request to the first response byte.",
+    ["endpoint", "api"], buckets=_LATENCY_BUCKETS,
+)
+INPUT_TOKENS = Counter("gateway_input_tokens_total", "Prompt tokens, by endpoint.", ["endpoint"])
+OUTPUT_TOKENS = Counter("gateway_output_tokens_total", "Completion tokens, by endpoint.", ["endpoint"])
+UPSTREAM_ERRORS = Counter(
+    "gateway_upstream_errors_total", "Failed upstream attempts, by provider and error code.",
+    ["provider", "code"],
+)
+FALLBACKS = Counter(
+    "gateway_fallbacks_total", "Attempts moved to the next served entity, by endpoint and reason.",
+    ["endpoint", "reason"],
+)
+IN_FLIGHT = Gauge("gateway_requests_in_flight", "Requests being served now.", multiprocess_mode="livesum")
+USAGE_WRITTEN = Counter("gateway_usage_records_written_total", "Usage records written to the sink.")
+USAGE_SPILLED = Counter(
+    "gateway_usage_records_spilled_total", "Usage records put in the spill file because the sink or queue was full.",
+)
+
+
+def render() -> bytes:
+    """The exposition text: this process's metrics, or every worker's in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()

@@ -1,0 +1,57 @@
+"""Per-request state: the context every request gets, and the call an LLM request becomes."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from gateway.sinks.records import UsageRecord
+
+if TYPE_CHECKING:
+    from gateway.config import EndpointConfig
+    from gateway.server.auth import Principal
+
+
+class RequestContext:
+    """Made by the first middleware; the usage record fills in as the request goes on."""
+
+    __slots__ = ("request_id", "started", "record", "principal", "first_byte_at")
+
+    def __init__(self, request_id: str, api_type: str, user_agent: str | None) -> None:
+        self.request_id = request_id
+        self.started = time.perf_counter()
+        self.record = UsageRecord(request_id=request_id, event_time=time.time(), api_type=api_type, user_agent=user_agent)
+        self.principal: Principal | None = None
+        self.first_byte_at: float | None = None
+
+    def mark_first_byte(self) -> None:
+        if self.first_byte_at is None:
+            self.first_byte_at = time.perf_counter()
+            self.record.time_to_first_byte_ms = round((self.first_byte_at - self.started) * 1000, 3)
+
+
+class Call:
+    """An LLM request on its way through the pipeline.
+
+    ``body`` is the caller's bytes; ``ir`` is decoded from it only when a provider needs
+    translation (``decode`` is the client codec's request decoder, so ``ir`` is a
+    ChatRequest for chat APIs and an EmbeddingsInput for embeddings).
+    """
+
+    __slots__ = ("ctx", "endpoint", "body", "stream", "include_usage", "_decode", "_ir")
+
+    def __init__(self, ctx: RequestContext, endpoint: EndpointConfig, body: bytes, *, stream: bool,
+                 include_usage: bool, decode) -> None:  # type: ignore[no-untyped-def]
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.body = body
+        self.stream = stream
+        self.include_usage = include_usage
+        self._decode = decode
+        self._ir: Any = None
+
+    @property
+    def ir(self) -> Any:
+        if self._ir is None:
+            self._ir = self._decode(self.body)
+        return self._ir

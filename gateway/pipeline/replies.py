@@ -1,0 +1,40 @@
+"""What an attempt hands back to the edge, before anything is written to the caller."""
+
+from __future__ import annotations
+
+import aiohttp
+import msgspec
+
+from gateway.ir import ChatResult, EmbeddingResult, Usage
+from gateway.providers.base import ProviderStream
+from gateway.streaming.passthrough import ChatStreamSniffer
+
+
+class RawReply(msgspec.Struct):
+    """A complete upstream body in the caller's own format (passthrough)."""
+
+    body: bytes
+    usage: Usage | None
+    output_chars: int
+
+
+class RawStream(msgspec.Struct):
+    """An opened upstream stream in the caller's own format, relayed as it comes."""
+
+    response: aiohttp.ClientResponse
+    sniffer: ChatStreamSniffer
+
+
+class ResultReply(msgspec.Struct):
+    result: ChatResult
+
+
+class EventStream(msgspec.Struct):
+    stream: ProviderStream
+
+
+class EmbeddingReply(msgspec.Struct):
+    result: EmbeddingResult
+
+
+Reply = RawReply | RawStream | ResultReply | EventStream | EmbeddingReply

@@ -1,0 +1,1 @@
+"""Provider adapters: IR <-> each upstream's wire format, plus its transport."""

@@ -1,0 +1,66 @@
+"""The provider contract.
+
+A provider is built once per configured provider and holds its transport (base URL,
+auth headers, pooled session). It speaks one wire format (``wire``); the router sends it
+IR requests, or, when the caller speaks the same format, the caller's bytes untouched
+(``passthrough``).
+
+Failures are raised as GatewayError. ``open_stream`` raises before returning when the
+upstream refuses the request, so the router can still fall back; errors after that are
+raised from the iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import ClassVar, Literal
+
+from gateway.config import ProviderConfig
+from gateway.ir import ChatRequest, ChatResult, EmbeddingResult, StreamEvent
+from gateway.providers.http import HttpClients
+
+WireFormat = Literal["openai_chat", "anthropic_messages", "gemini", "in_process"]
+
+
+class ProviderStream:
+    """An opened upstream stream: ``async for events in stream`` yields lists of IR events.
+
+    ``aclose()`` stops it and drops the upstream connection (a client went away).
+    """
+
+    def __init__(self, batches: AsyncIterator[list[StreamEvent]]) -> None:
+        self._batches = batches
+
+    def __aiter__(self) -> AsyncIterator[list[StreamEvent]]:
+        return self._batches
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._batches, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class Provider:
+    """Base class: subclasses set ``wire`` and implement what their API supports."""
+
+    wire: ClassVar[WireFormat]
+    #: The part of an upstream URL after the base, for paths a passthrough forwards to.
+    default_base_url: ClassVar[str] = ""
+
+    def __init__(self, name: str, config: ProviderConfig, http: HttpClients) -> None:
+        self.name = name
+        self.config = config
+        self.http = http
+        self.base_url = (config.base_url or self.default_base_url).rstrip("/")
+
+    async def complete(self, request: ChatRequest, model: str) -> ChatResult:
+        """One non-streaming chat turn against provider model ``model``."""
+        raise NotImplementedError
+
+    async def open_stream(self, request: ChatRequest, model: str) -> ProviderStream:
+        """Start a streaming chat turn; returns once the upstream accepted it."""
+        raise NotImplementedError
+
+    async def embed(self, inputs: list[str], model: str, dimensions: int | None = None) -> EmbeddingResult:
+        """Embed each input string."""
+        raise NotImplementedError

@@ -1,0 +1,207 @@
+"""The in-process ``mock`` provider: deterministic replies, no network.
+
+The provider model name picks the behaviour; words join with ``+``
+(``echo+slow-200ms``, ``tool+pace-10ms``):
+
+``echo``            reply ``Echo: <last user text>`` (the default)
+``tool``            call the request's first tool with arguments built from the prompt;
+                    after a tool result, reply with ``Tool result: <content>``
+``parallel-tools``  two calls at once (the first two tools, or the first tool twice)
+``reason``          think first (with a signature), then reply
+``slow-<N>ms``      wait N ms before answering
+``pace-<N>ms``      wait N ms between streamed chunks
+``error-<status>``  fail with that upstream HTTP status (429, 500, 503, ...)
+``cut-stream``      stream part of the reply, then break off as a dropped connection would
+``embed``           embeddings: 8 floats per input, derived from its hash
+
+``max_tokens`` cuts the reply to that many words, with finish reason ``length``.
+Usage is reported as (characters + 1) / 4 of prompt and reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import re
+from collections.abc import AsyncIterator
+
+import msgspec
+import orjson
+
+from gateway.errors import BadRequest, UpstreamStatus, UpstreamUnavailable
+from gateway.ir import (
+    ChatRequest,
+    ChatResult,
+    EmbeddingResult,
+    FinishEvent,
+    FinishReason,
+    Part,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ThinkingDelta,
+    ThinkingPart,
+    ToolCallDelta,
+    ToolCallPart,
+    ToolCallStart,
+    ToolResultPart,
+    ToolSpec,
+    Usage,
+    UsageEvent,
+)
+from gateway.ir.result import estimate_tokens
+from gateway.providers.base import Provider, ProviderStream
+
+_MS = re.compile(r"^(slow|pace)-(\d+)ms$")
+_ERROR = re.compile(r"^error-(\d{3})$")
+_ids = itertools.count(1)
+
+
+class Behaviour(msgspec.Struct, frozen=True):
+    kind: str = "echo"
+    slow_s: float = 0.0
+    pace_s: float = 0.0
+    error: int | None = None
+    cut: bool = False
+
+
+def parse_behaviour(model: str) -> Behaviour:
+    """Read the behaviour words of a mock model name; unknown words are a config mistake."""
+    kind, slow, pace, error, cut = "echo", 0.0, 0.0, None, False
+    for word in model.split("+"):
+        if m := _MS.match(word):
+            if m.group(1) == "slow":
+                slow = int(m.group(2)) / 1000
+            else:
+                pace = int(m.group(2)) / 1000
+        elif m := _ERROR.match(word):
+            error = int(m.group(1))
+        elif word == "cut-stream":
+            cut = True
+        elif word in ("echo", "tool", "parallel-tools", "reason", "embed"):
+            kind = word
+        else:
+            raise BadRequest(f"mock model {model!r}: unknown behaviour {word!r}")
+    return Behaviour(kind, slow, pace, error, cut)
+
+
+def _last_user_text(req: ChatRequest) -> str:
+    for message in reversed(req.messages):
+        if message.role == "user":
+            return " ".join(p.text for p in message.parts if isinstance(p, TextPart))
+    return ""
+
+
+def _arguments(tool: ToolSpec, prompt: str, n: int) -> str:
+    """Arguments that fit the tool's schema: strings get the prompt, numbers ``n``, booleans true."""
+    props: dict[str, object] = {}
+    if tool.parameters is not None:
+        schema = msgspec.json.decode(tool.parameters)
+        props = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    args: dict[str, object] = {}
+    for name, spec in props.items():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        args[name] = n if kind in ("integer", "number") else True if kind == "boolean" else prompt
+    return orjson.dumps(args or {"input": prompt}).decode()
+
+
+def _reply_parts(req: ChatRequest, behaviour: Behaviour) -> tuple[list[Part], FinishReason]:
+    last = req.messages[-1] if req.messages else None
+    if last is not None and last.role == "tool":
+        results = [p.content for p in last.parts if isinstance(p, ToolResultPart)]
+        return [TextPart("Tool result: " + "; ".join(results))], "stop"
+    prompt = _last_user_text(req)
+    if behaviour.kind in ("tool", "parallel-tools") and req.tools and not (
+        req.tool_choice and req.tool_choice.mode == "none"
+    ):
+        tools = list(req.tools)
+        if req.tool_choice and req.tool_choice.name:
+            tools = [t for t in tools if t.name == req.tool_choice.name] or tools
+        count = 2 if behaviour.kind == "parallel-tools" else 1
+        chosen = [tools[i % len(tools)] for i in range(count)]
+        calls: list[Part] = [
+            ToolCallPart(f"call_mock_{next(_ids)}", t.name, _arguments(t, prompt, i + 1))
+            for i, t in enumerate(chosen)
+        ]
+        return calls, "tool_calls"
+    parts: list[Part] = []
+    if behaviour.kind == "reason":
+        parts.append(ThinkingPart(f"The user said {len(prompt)} characters.", signature="mock-signature"))
+    words = ("Echo: " + prompt).split(" ")
+    finish: FinishReason = "stop"
+    if req.max_tokens is not None and len(words) > req.max_tokens:
+        words, finish = words[: req.max_tokens], "length"
+    parts.append(TextPart(" ".join(words)))
+    return parts, finish
+
+
+def _usage(req: ChatRequest, parts: list[Part]) -> Usage:
+    out_chars = sum(
+        len(p.text) if isinstance(p, (TextPart, ThinkingPart)) else len(p.arguments) if isinstance(p, ToolCallPart) else 0
+        for p in parts
+    )
+    return Usage(input_tokens=estimate_tokens(req.prompt_chars()), output_tokens=estimate_tokens(out_chars))
+
+
+def _stream_batches(parts: list[Part]) -> list[list[StreamEvent]]:
+    """The reply as the batches a real provider would send: words, then tool calls in two halves."""
+    batches: list[list[StreamEvent]] = []
+    call_index = 0
+    for part in parts:
+        if isinstance(part, ThinkingPart):
+            batches.append([ThinkingDelta(part.text)])
+            batches.append([ThinkingDelta(signature=part.signature)])
+        elif isinstance(part, TextPart):
+            words = part.text.split(" ")
+            batches.extend([TextDelta(w if i == 0 else " " + w)] for i, w in enumerate(words))
+        elif isinstance(part, ToolCallPart):
+            half = len(part.arguments) // 2
+            batches.append([ToolCallStart(call_index, part.id, part.name), ToolCallDelta(call_index, part.arguments[:half])])
+            batches.append([ToolCallDelta(call_index, part.arguments[half:])])
+            call_index += 1
+    return batches
+
+
+class MockProvider(Provider):
+    wire = "in_process"
+
+    async def _begin(self, model: str) -> Behaviour:
+        behaviour = parse_behaviour(model)
+        if behaviour.slow_s:
+            await asyncio.sleep(behaviour.slow_s)
+        if behaviour.error is not None:
+            raise UpstreamStatus(behaviour.error, f"provider '{self.name}' returned HTTP {behaviour.error}: mock failure",
+                                 retry_after=1.0 if behaviour.error == 429 else None)
+        return behaviour
+
+    async def complete(self, request: ChatRequest, model: str) -> ChatResult:
+        behaviour = await self._begin(model)
+        parts, finish = _reply_parts(request, behaviour)
+        return ChatResult(f"chatcmpl-mock-{next(_ids)}", model, parts, finish, _usage(request, parts))
+
+    async def open_stream(self, request: ChatRequest, model: str) -> ProviderStream:
+        behaviour = await self._begin(model)
+        parts, finish = _reply_parts(request, behaviour)
+        batches = _stream_batches(parts)
+
+        async def run() -> AsyncIterator[list[StreamEvent]]:
+            for i, batch in enumerate(batches):
+                if behaviour.cut and i == max(1, len(batches) // 2):
+                    raise UpstreamUnavailable(f"provider '{self.name}' broke off its stream: mock cut")
+                if behaviour.pace_s and i:
+                    await asyncio.sleep(behaviour.pace_s)
+                yield batch
+            yield [FinishEvent(finish), UsageEvent(_usage(request, parts))]
+
+        return ProviderStream(run())
+
+    async def embed(self, inputs: list[str], model: str, dimensions: int | None = None) -> EmbeddingResult:
+        await self._begin(model)
+        size = dimensions or 8
+        vectors = []
+        for text in inputs:
+            digest = hashlib.sha256(text.encode()).digest()
+            vectors.append([round(digest[i % 32] / 255 - 0.5, 6) for i in range(size)])
+        chars = sum(len(t) for t in inputs)
+        return EmbeddingResult(vectors, model, Usage(input_tokens=estimate_tokens(chars)))

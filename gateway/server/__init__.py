@@ -1,0 +1,1 @@
+"""The aiohttp edge: routes, middlewares, auth, responses. No LLM knowledge here."""

@@ -1,0 +1,141 @@
+"""The edge middleware: request id, authentication, error rendering, accounting.
+
+One middleware, because these share one try/finally: whatever happens (auth failure,
+bad body, provider outage, a bug), the caller gets an error in its API's shape, the
+response carries ``x-request-id``, and API requests leave a usage record and metrics.
+Authentication runs before the handler reads the body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+import msgspec
+from aiohttp import web
+from aiohttp.web_urldispatcher import MatchInfoError
+
+from gateway import metrics
+from gateway.codecs.errors import ERROR_BODIES, dialect_for_path
+from gateway.errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, Unauthenticated, error_label
+from gateway.pipeline.call import RequestContext
+from gateway.server.auth import extract_token
+from gateway.state import CONTEXT, TOKENS, WRITER
+
+log = logging.getLogger("gateway.server")
+
+TAGS_HEADER = "Databricks-Ai-Gateway-Request-Tags"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_tags = msgspec.json.Decoder(dict[str, str])
+#: Paths served without a token and without a usage record.
+OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class _MethodNotAllowed(GatewayError):
+    status, code, kind = 405, "method_not_allowed", "invalid_request"
+
+
+def api_type_of(request: web.Request) -> str | None:
+    """``mlflow/v1/chat/completions`` for an API route (any prefix); None for ops or no route."""
+    info = request.match_info
+    if isinstance(info, MatchInfoError):
+        return None
+    path = info.route.resource.canonical if info.route.resource else ""
+    if path.startswith("/ai-gateway/"):
+        path = path[len("/ai-gateway"):]
+    return None if path in OPS_PATHS else path.lstrip("/")
+
+
+def parse_tags(value: str) -> dict[str, str]:
+    try:
+        return _tags.decode(value)
+    except msgspec.DecodeError:
+        raise BadRequest(f"{TAGS_HEADER} must be a JSON object of string keys to string values") from None
+
+
+def _as_gateway_error(exc: web.HTTPException) -> GatewayError:
+    if exc.status == 404:
+        return NotFound("Unknown path")
+    if exc.status == 405:
+        return _MethodNotAllowed("Method not allowed")
+    if exc.status == 413:
+        return PayloadTooLarge("Request body is too large")
+    err = BadRequest(exc.reason)
+    return err
+
+
+def error_response(request: web.Request, err: GatewayError, request_id: str) -> web.Response:
+    body = ERROR_BODIES[dialect_for_path(request.path)](err)
+    headers = {"x-request-id": request_id}
+    if err.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(err.retry_after)))
+    return web.Response(body=body, status=err.http_status, content_type="application/json", headers=headers)
+
+
+@web.middleware
+async def edge(request: web.Request, handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
+    supplied = request.headers.get("x-request-id")
+    request_id = supplied if supplied and _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    api_type = api_type_of(request)
+    ctx = RequestContext(request_id, api_type or "", request.headers.get("user-agent"))
+    request[CONTEXT] = ctx
+    metrics.IN_FLIGHT.inc()
+    resp: web.StreamResponse | None = None
+    try:
+        if api_type is not None:
+            authenticate(request, ctx)
+            tags = request.headers.get(TAGS_HEADER)
+            if tags:
+                ctx.record.request_tags = parse_tags(tags)
+        resp = await handler(request)
+    except GatewayError as err:
+        resp = _failed(request, ctx, err)
+    except web.HTTPException as exc:
+        resp = _failed(request, ctx, _as_gateway_error(exc))
+    except Exception:
+        log.exception("request %s: unhandled error", request_id)
+        resp = _failed(request, ctx, GatewayError("Internal error; see the gateway log for request " + request_id))
+    finally:
+        metrics.IN_FLIGHT.dec()
+        if api_type is not None:
+            _account(request, ctx, resp)
+    if not resp.prepared:
+        resp.headers["x-request-id"] = request_id
+    return resp
+
+
+def authenticate(request: web.Request, ctx: RequestContext) -> None:
+    token = extract_token(request.headers, request.query)
+    if token is None:
+        raise Unauthenticated("Missing API token: send 'Authorization: Bearer <token>'")
+    principal = request.app[TOKENS].lookup(token)
+    if principal is None:
+        raise Unauthenticated("Invalid API token")
+    ctx.principal = principal
+    ctx.record.requester = principal.name
+
+
+def _failed(request: web.Request, ctx: RequestContext, err: GatewayError) -> web.Response:
+    ctx.record.error_code = error_label(err)
+    return error_response(request, err, ctx.request_id)
+
+
+def _account(request: web.Request, ctx: RequestContext, resp: web.StreamResponse | None) -> None:
+    rec = ctx.record
+    elapsed = time.perf_counter() - ctx.started
+    rec.latency_ms = round(elapsed * 1000, 3)
+    if not rec.status_code:
+        rec.status_code = resp.status if resp is not None else 500
+    if rec.time_to_first_byte_ms is None:
+        rec.time_to_first_byte_ms = rec.latency_ms
+    endpoint = rec.endpoint or ""
+    metrics.REQUESTS.labels(endpoint, rec.api_type, str(rec.status_code)).inc()
+    metrics.LATENCY.labels(endpoint, rec.api_type).observe(elapsed)
+    metrics.TTFB.labels(endpoint, rec.api_type).observe(rec.time_to_first_byte_ms / 1000)
+    if rec.input_tokens:
+        metrics.INPUT_TOKENS.labels(endpoint).inc(rec.input_tokens)
+    if rec.output_tokens:
+        metrics.OUTPUT_TOKENS.labels(endpoint).inc(rec.output_tokens)
+    request.app[WRITER].submit(rec)

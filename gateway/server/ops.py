@@ -1,0 +1,24 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from gateway import metrics
+from gateway.state import WRITER
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the config is loaded (it is, or the app would not exist) and the sink answers."""
+    if await request.app[WRITER].sink.ping():
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "not ready", "reason": "usage sink unreachable"}, status=503)
+
+
+async def prometheus(request: web.Request) -> web.Response:
+    return web.Response(body=metrics.render(), headers={"content-type": CONTENT_TYPE_LATEST})

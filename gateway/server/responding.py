@@ -1,0 +1,142 @@
+"""Writing replies to the caller: JSON bodies, relayed byte streams, encoded IR streams.
+
+Streams are written as they arrive, never buffered. When the caller goes away mid-stream
+the upstream request is dropped and the usage record keeps what was streamed (status 499).
+An upstream failure after the stream started becomes the API's in-stream error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gateway.errors import GatewayError, error_label
+from gateway.ir import Usage
+from gateway.ir.result import estimate_tokens
+from gateway.pipeline.call import RequestContext
+from gateway.pipeline.replies import EventStream, RawStream
+from gateway.providers.http import iter_chunks
+
+log = logging.getLogger("gateway.server")
+
+CLIENT_CLOSED = 499  # nginx's convention for "the client closed the connection"
+JSON = "application/json"
+SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def record_usage(ctx: RequestContext, usage: Usage | None, input_chars: Callable[[], int], output_chars: int) -> None:
+    """Put token counts on the usage record, estimating when the provider reported none."""
+    rec = ctx.record
+    if usage is None:
+        usage = Usage(estimate_tokens(input_chars()), estimate_tokens(output_chars), estimated=True)
+    rec.input_tokens = usage.input_tokens
+    rec.output_tokens = usage.output_tokens
+    rec.total_tokens = usage.total_tokens
+    rec.cache_read_tokens = usage.cache_read_tokens
+    rec.cache_write_tokens = usage.cache_write_tokens
+    rec.reasoning_tokens = usage.reasoning_tokens
+    rec.tokens_estimated = usage.estimated
+
+
+def json_reply(ctx: RequestContext, body: bytes, status: int = 200) -> web.Response:
+    ctx.mark_first_byte()
+    return web.Response(body=body, status=status, content_type=JSON, headers={"x-request-id": ctx.request_id})
+
+
+async def _open_sse(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, "x-request-id": ctx.request_id})
+    await resp.prepare(request)
+    return resp
+
+
+def _stream_failed(ctx: RequestContext, err: GatewayError) -> None:
+    log.warning("request %s: stream failed after it started: %s", ctx.request_id, err.message)
+    ctx.record.status_code = err.http_status
+    ctx.record.error_code = error_label(err)
+
+
+def _client_gone(ctx: RequestContext) -> None:
+    ctx.record.status_code = CLIENT_CLOSED
+    ctx.record.error_code = "client_disconnected"
+
+
+async def relay_raw_stream(
+    request: web.Request, ctx: RequestContext, reply: RawStream, provider: str,
+    error_event: Callable[[GatewayError], bytes], input_chars: Callable[[], int],
+) -> web.StreamResponse:
+    """Relay an upstream stream in the caller's own format, sniffing usage on the way."""
+    resp = await _open_sse(request, ctx)
+    sniffer = reply.sniffer
+    ctx.record.status_code = 200
+    try:
+        async for chunk in iter_chunks(reply.response, provider):
+            out = sniffer.relay(chunk)
+            if out:
+                await resp.write(out)
+                ctx.mark_first_byte()
+        tail = sniffer.finish()
+        if tail:
+            await resp.write(tail)
+    except GatewayError as err:
+        _stream_failed(ctx, err)
+        await _write_quietly(resp, error_event(err))
+    except (ConnectionResetError, asyncio.CancelledError) as exc:
+        # The caller went away: a failed write, or aiohttp cancelling the handler.
+        reply.response.close()
+        _client_gone(ctx)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+    finally:
+        record_usage(ctx, sniffer.usage, input_chars, sniffer.chars)
+    await _end_quietly(resp)
+    return resp
+
+
+async def stream_events(
+    request: web.Request, ctx: RequestContext, reply: EventStream, encoder, error_event: Callable[[GatewayError], bytes],  # type: ignore[no-untyped-def]
+    input_chars: Callable[[], int],
+) -> web.StreamResponse:
+    """Encode IR stream events into the caller's format as they arrive.
+
+    ``encoder`` has ``encode(events) -> bytes``, ``finish() -> bytes``, and ``usage`` and
+    ``output_chars`` read after the stream.
+    """
+    resp = await _open_sse(request, ctx)
+    ctx.record.status_code = 200
+    stream = reply.stream
+    try:
+        async for events in stream:
+            out = encoder.encode(events)
+            if out:
+                await resp.write(out)
+                ctx.mark_first_byte()
+        await resp.write(encoder.finish())
+    except GatewayError as err:
+        _stream_failed(ctx, err)
+        await _write_quietly(resp, error_event(err))
+    except (ConnectionResetError, asyncio.CancelledError) as exc:
+        _client_gone(ctx)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+    finally:
+        await stream.aclose()
+        record_usage(ctx, encoder.usage, input_chars, encoder.output_chars)
+    await _end_quietly(resp)
+    return resp
+
+
+async def _write_quietly(resp: web.StreamResponse, data: bytes) -> None:
+    try:
+        await resp.write(data)
+    except ConnectionResetError:
+        pass
+
+
+async def _end_quietly(resp: web.StreamResponse) -> None:
+    try:
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass

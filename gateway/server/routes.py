@@ -1,0 +1,30 @@
+"""The route table: every path, under the bare and the /ai-gateway prefix."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.server import ops, unified
+
+PREFIXES = ("", "/ai-gateway")
+
+CHAT_PATHS = (
+    "/mlflow/v1/chat/completions", "/v1/chat/completions", "/serving-endpoints/chat/completions",
+    "/openai/v1/chat/completions", "/cursor/v1/chat/completions",
+)
+EMBEDDINGS_PATHS = ("/mlflow/v1/embeddings", "/v1/embeddings", "/serving-endpoints/embeddings", "/openai/v1/embeddings")
+MODELS_PATHS = ("/mlflow/v1/models", "/v1/models", "/openai/v1/models")
+
+
+def add_routes(app: web.Application) -> None:
+    routes: list[web.RouteDef] = []
+    for prefix in PREFIXES:
+        routes += [web.post(prefix + p, unified.chat_completions) for p in CHAT_PATHS]
+        routes += [web.post(prefix + p, unified.embeddings) for p in EMBEDDINGS_PATHS]
+        routes += [web.get(prefix + p, unified.list_models, allow_head=False) for p in MODELS_PATHS]
+    routes += [
+        web.get("/healthz", ops.healthz, allow_head=False),
+        web.get("/readyz", ops.readyz, allow_head=False),
+        web.get("/metrics", ops.prometheus, allow_head=False),
+    ]
+    app.add_routes(routes)

@@ -1,0 +1,35 @@
+"""The usage record: one row per request, success or failure."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class UsageRecord(msgspec.Struct, kw_only=True):
+    """What the usage table stores about one request. Times are Unix seconds / milliseconds."""
+
+    request_id: str
+    event_time: float
+    api_type: str
+    endpoint: str | None = None
+    provider: str | None = None
+    provider_model: str | None = None
+    requester: str | None = None
+    user_agent: str | None = None
+    status_code: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    tokens_estimated: bool = False
+    latency_ms: float = 0.0
+    time_to_first_byte_ms: float | None = None
+    streaming: bool = False
+    request_tags: dict[str, str] = {}
+    error_code: str | None = None
+
+
+#: Column order shared by every sink.
+COLUMNS: tuple[str, ...] = tuple(UsageRecord.__struct_fields__)

@@ -1,0 +1,90 @@
+"""The usage table in SQLite (the embedded default). Writes run in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import orjson
+
+from gateway.sinks.records import COLUMNS, UsageRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    request_id TEXT NOT NULL,
+    event_time TEXT NOT NULL,
+    api_type TEXT NOT NULL,
+    endpoint TEXT,
+    provider TEXT,
+    provider_model TEXT,
+    requester TEXT,
+    user_agent TEXT,
+    status_code INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    total_tokens INTEGER NOT NULL,
+    cache_read_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    tokens_estimated INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    time_to_first_byte_ms REAL,
+    streaming INTEGER NOT NULL,
+    request_tags TEXT NOT NULL,
+    error_code TEXT
+);
+CREATE INDEX IF NOT EXISTS usage_event_time ON usage (event_time);
+"""
+
+_INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+
+
+def sqlite_time(ts: float) -> str:
+    """UTC 'YYYY-MM-DD HH:MM:SS.ffffff': sorts as text and works with SQLite date functions."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _row(r: UsageRecord) -> tuple[object, ...]:
+    return (
+        r.request_id, sqlite_time(r.event_time), r.api_type, r.endpoint, r.provider, r.provider_model,
+        r.requester, r.user_agent, r.status_code, r.input_tokens, r.output_tokens, r.total_tokens,
+        r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, int(r.tokens_estimated),
+        r.latency_ms, r.time_to_first_byte_ms, int(r.streaming), orjson.dumps(r.request_tags).decode(), r.error_code,
+    )
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode, so several worker processes can write one file."""
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+class SQLiteUsageSink:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = await asyncio.to_thread(connect, self.path)
+
+    def _write(self, rows: list[tuple[object, ...]]) -> None:
+        assert self._conn is not None
+        with self._conn:
+            self._conn.executemany(_INSERT, rows)
+
+    async def write(self, records: list[UsageRecord]) -> None:
+        await asyncio.to_thread(self._write, [_row(r) for r in records])
+
+    async def ping(self) -> bool:
+        return self._conn is not None
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await asyncio.to_thread(self._conn.close)
+            self._conn = None

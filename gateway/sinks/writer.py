@@ -1,0 +1,177 @@
+"""A bounded queue in front of a sink, drained by one background task in batches.
+
+The request path only calls ``submit`` (a ``put_nowait``). The writer flushes when a batch
+is full or ``flush_interval`` has passed, and drains the queue on close. When the sink
+fails, the batch is appended to a spill file (JSON lines) under the data directory and
+replayed once the sink accepts writes again, so a record is not lost to an outage. If the
+queue itself is full (the sink is far behind), the record goes straight to the spill file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+
+from gateway import metrics
+from gateway.sinks.records import UsageRecord
+
+log = logging.getLogger("gateway.sinks")
+_encode = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder(UsageRecord)
+
+
+class UsageSink(Protocol):
+    """A table that takes usage records in batches."""
+
+    async def open(self) -> None: ...
+    async def write(self, records: list[UsageRecord]) -> None: ...
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+class BatchWriter:
+    def __init__(
+        self, sink: UsageSink, spill_dir: Path, *,
+        batch_size: int = 1000, flush_interval: float = 0.2, queue_size: int = 100_000,
+    ) -> None:
+        self.sink = sink
+        # None is the stop sentinel that close() queues behind the last record.
+        self._queue: asyncio.Queue[UsageRecord | None] = asyncio.Queue(queue_size)
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._spill_dir = spill_dir
+        self._spill = spill_dir / f"usage-spill-{os.getpid()}.jsonl"
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._submitted = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def submit(self, record: UsageRecord) -> None:
+        """Queue a record; never waits."""
+        self._submitted += 1
+        if self._waiters:
+            self._wake_waiters()
+        try:
+            self._queue.put_nowait(record)
+            self._idle.clear()
+        except asyncio.QueueFull:
+            metrics.USAGE_SPILLED.inc()
+            self._append_spill([record])
+
+    async def start(self) -> None:
+        self._spill_dir.mkdir(parents=True, exist_ok=True)
+        await self.sink.open()
+        self._claim_orphan_spills()
+        self._task = asyncio.create_task(self._run(), name="usage-writer")
+
+    async def flushed(self) -> None:
+        """Wait until everything submitted so far is written (or spilled)."""
+        await self._idle.wait()
+
+    async def wait_submitted(self, count: int) -> None:
+        """Wait until ``count`` records were submitted in all (lets tests wait for finished requests)."""
+        if self._submitted < count:
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.append((count, future))
+            await future
+
+    async def close(self) -> None:
+        """Write everything queued so far, then close the sink.
+
+        The writer is stopped by a sentinel behind the queued records, never cancelled
+        mid-write: a write runs in a thread that a cancellation would not stop.
+        """
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        await self.sink.close()
+
+    def _wake_waiters(self) -> None:
+        waiting = []
+        for count, future in self._waiters:
+            if self._submitted >= count:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((count, future))
+        self._waiters = waiting
+
+    def _take_batch(self) -> tuple[list[UsageRecord], bool]:
+        """Up to a batch of queued records, and whether the stop sentinel was reached."""
+        batch: list[UsageRecord] = []
+        while len(batch) < self._batch_size and not self._queue.empty():
+            record = self._queue.get_nowait()
+            if record is None:
+                return batch, True
+            batch.append(record)
+        return batch, False
+
+    async def _run(self) -> None:
+        if self._spill.exists():
+            await self._replay()  # left by an earlier run or a dead worker
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            if self._queue.qsize() < self._batch_size - 1:
+                # Give the batch a moment to fill: many rows per statement is the point.
+                await asyncio.sleep(self._flush_interval)
+            rest, stop = self._take_batch()
+            await self._write([first, *rest])
+            if stop:
+                return
+            if self._queue.empty():
+                self._idle.set()
+
+    async def _write(self, batch: list[UsageRecord]) -> None:
+        try:
+            await self.sink.write(batch)
+        except Exception as exc:  # noqa: BLE001 - any sink failure means: keep the rows on disk
+            log.warning("usage sink write failed (%s); spilling %d records", type(exc).__name__, len(batch))
+            metrics.USAGE_SPILLED.inc(len(batch))
+            await asyncio.to_thread(self._append_spill, batch)
+            return
+        metrics.USAGE_WRITTEN.inc(len(batch))
+        if self._spill.exists():
+            await self._replay()
+
+    def _append_spill(self, batch: list[UsageRecord]) -> None:
+        with self._spill.open("ab") as f:
+            f.write(b"".join(_encode.encode(r) + b"\n" for r in batch))
+
+    def _claim_orphan_spills(self) -> None:
+        # Spills of earlier (or dead) processes: take them over by an atomic rename, so two
+        # workers starting together never replay the same file.
+        for path in self._spill_dir.glob("usage-spill-*.jsonl"):
+            if path == self._spill:
+                continue
+            claimed = path.with_name(f"{path.stem}.claimed-{os.getpid()}")
+            try:
+                path.rename(claimed)
+            except OSError:
+                continue
+            with self._spill.open("ab") as out:
+                out.write(claimed.read_bytes())
+            claimed.unlink()
+
+    async def _replay(self) -> None:
+        replaying = self._spill.with_suffix(".replaying")
+        await asyncio.to_thread(self._spill.rename, replaying)
+        lines = (await asyncio.to_thread(replaying.read_bytes)).splitlines()
+        records = [_decode.decode(line) for line in lines if line.strip()]
+        for i in range(0, len(records), self._batch_size):
+            chunk = records[i : i + self._batch_size]
+            try:
+                await self.sink.write(chunk)
+            except Exception:  # noqa: BLE001 - still down: back to the spill file
+                await asyncio.to_thread(self._append_spill, records[i:])
+                break
+            metrics.USAGE_WRITTEN.inc(len(chunk))
+        await asyncio.to_thread(replaying.unlink)

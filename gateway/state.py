@@ -1,0 +1,21 @@
+"""Every typed application and request key, defined once."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.config import EndpointConfig, GatewayConfig
+from gateway.pipeline.call import RequestContext
+from gateway.providers.base import Provider
+from gateway.providers.http import HttpClients
+from gateway.server.auth import TokenStore
+from gateway.sinks.writer import BatchWriter
+
+CONFIG = web.AppKey("config", GatewayConfig)
+ENDPOINTS = web.AppKey("endpoints", dict[str, EndpointConfig])
+HTTP = web.AppKey("http", HttpClients)
+PROVIDERS = web.AppKey("providers", dict[str, Provider])
+TOKENS = web.AppKey("tokens", TokenStore)
+WRITER = web.AppKey("usage_writer", BatchWriter)
+
+CONTEXT = web.RequestKey("context", RequestContext)

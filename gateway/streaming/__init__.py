@@ -1,0 +1,1 @@
+"""Incremental stream decoders and the byte relay."""

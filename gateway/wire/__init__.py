@@ -1,0 +1,1 @@
+"""msgspec Structs mirroring each vendor's JSON; no logic."""

@@ -1,0 +1,206 @@
+"""Fake providers for tests: OpenAI, Anthropic and Gemini wire formats on a real socket.
+
+Each records what the gateway sent (path, headers, JSON body). The provider model name
+picks the behaviour: ``ok`` (text), ``tool`` (one call), ``parallel`` (two calls),
+``fail-<status>``, ``garbage`` (invalid JSON), ``hang`` (never answers), ``cut`` (stream
+breaks off), ``no-usage`` (reports no usage), ``slow-stream`` (OpenAI: 400 chunks, 20 ms apart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+UPSTREAM_KEY = "sk-upstream-secret"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.cancelled = asyncio.Event()
+
+    @property
+    def last(self) -> dict:
+        return self.requests[-1]
+
+
+def _record(rec: Recorder, request: web.Request, body: dict) -> None:
+    rec.requests.append({
+        "path": request.path, "query": dict(request.query), "headers": dict(request.headers), "body": body,
+    })
+
+
+async def _failure(model: str, rec: Recorder) -> web.Response | None:
+    if model.startswith("fail-"):
+        status = int(model[5:])
+        headers = {"retry-after": "3"} if status == 429 else {}
+        return web.json_response({"error": {"message": f"upstream says {status}", "type": "x"}}, status=status,
+                                 headers=headers)
+    if model == "garbage":
+        return web.Response(body=b"{not json", content_type="application/json")
+    if model == "hang":
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            rec.cancelled.set()
+            raise
+    return None
+
+
+def _sse(obj: dict | str, event: str | None = None) -> bytes:
+    data = obj if isinstance(obj, str) else json.dumps(obj)
+    return (f"event: {event}\n" if event else "").encode() + f"data: {data}\n\n".encode()
+
+
+async def _stream(request: web.Request, rec: Recorder, events: list[bytes], cut: bool,
+                  pace: float = 0.0) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await resp.prepare(request)
+    try:
+        for i, ev in enumerate(events):
+            if cut and i == len(events) // 2:
+                request.transport.close()  # type: ignore[union-attr]
+                return resp
+            if pace and i:
+                await asyncio.sleep(pace)
+            await resp.write(ev)
+        await resp.write_eof()
+    except (asyncio.CancelledError, ConnectionResetError):
+        rec.cancelled.set()  # the gateway dropped us: what a dropped client must cause
+        raise
+    return resp
+
+
+# ---- OpenAI -------------------------------------------------------------------------------
+
+def openai_app(rec: Recorder, *, key: str = UPSTREAM_KEY) -> web.Application:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        _record(rec, request, body)
+        if request.headers.get("authorization") != f"Bearer {key}":
+            return web.json_response({"error": {"message": "bad key sk-up***"}}, status=401)
+        model = body["model"]
+        if (fail := await _failure(model, rec)) is not None:
+            return fail
+        usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
+                 "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 2}}
+        if model == "tool":
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]}
+            finish = "tool_calls"
+        else:
+            message = {"role": "assistant", "content": "Hello from OpenAI"}
+            finish = "stop"
+        if not body.get("stream"):
+            out = {"id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": model,
+                   "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+            if model != "no-usage":
+                out["usage"] = usage
+            return web.json_response(out)
+        base = {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model}
+        events = [_sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})]
+        words = ("Hello", " from", " OpenAI") if model != "slow-stream" else tuple(f" w{i}" for i in range(400))
+        events += [_sse({**base, "choices": [{"index": 0, "delta": {"content": w}}]}) for w in words]
+        events.append(_sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        if (body.get("stream_options") or {}).get("include_usage") and model != "no-usage":
+            events.append(_sse({**base, "choices": [], "usage": usage}))
+        events.append(b"data: [DONE]\n\n")
+        return await _stream(request, rec, events, cut=model == "cut", pace=0.02 if model == "slow-stream" else 0.0)
+
+    async def embeddings(request: web.Request) -> web.Response:
+        body = await request.json()
+        _record(rec, request, body)
+        if (fail := await _failure(body["model"], rec)) is not None:
+            return fail
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response({"object": "list", "model": body["model"],
+                                  "data": [{"object": "embedding", "index": i, "embedding": [0.5, -0.5]} for i in range(len(inputs))],
+                                  "usage": {"prompt_tokens": 5, "total_tokens": 5}})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/embeddings", embeddings)
+    return app
+
+
+# ---- Anthropic ----------------------------------------------------------------------------
+
+def anthropic_app(rec: Recorder) -> web.Application:
+    async def messages(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        _record(rec, request, body)
+        model = body["model"]
+        if (fail := await _failure(model, rec)) is not None:
+            return fail
+        usage = {"input_tokens": 20, "output_tokens": 9, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 1}
+        if model in ("tool", "parallel"):
+            calls = [("toolu_1", "get_weather", {"city": "Paris"})]
+            if model == "parallel":
+                calls.append(("toolu_2", "get_time", {"zone": "CET"}))
+            content = [{"type": "text", "text": "Let me check."}] + [
+                {"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in calls]
+            stop = "tool_use"
+        else:
+            content = [{"type": "text", "text": "Hello from Claude"}]
+            stop = "max_tokens" if body.get("max_tokens") == 3 else "end_turn"
+        if not body.get("stream"):
+            return web.json_response({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
+                                      "content": content, "stop_reason": stop, "usage": usage})
+        events = [_sse({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                                                              "model": model, "content": [], "usage": {**usage, "output_tokens": 1}}}, "message_start")]
+        for i, block in enumerate(content):
+            if block["type"] == "text":
+                events.append(_sse({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}, "content_block_start"))
+                for word in block["text"].split(" "):
+                    events.append(_sse({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": word + " "}}, "content_block_delta"))
+            else:
+                events.append(_sse({"type": "content_block_start", "index": i, "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}, "content_block_start"))
+                args = json.dumps(block["input"])
+                for piece in (args[: len(args) // 2], args[len(args) // 2:]):
+                    events.append(_sse({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": piece}}, "content_block_delta"))
+            events.append(_sse({"type": "content_block_stop", "index": i}, "content_block_stop"))
+        events.append(_sse({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 9}}, "message_delta"))
+        events.append(_sse({"type": "message_stop"}, "message_stop"))
+        return await _stream(request, rec, events, cut=model == "cut")
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", messages)
+    return app
+
+
+# ---- Gemini -------------------------------------------------------------------------------
+
+def gemini_app(rec: Recorder) -> web.Application:
+    async def generate(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        _record(rec, request, body)
+        model, _, method = request.match_info["call"].partition(":")
+        if (fail := await _failure(model, rec)) is not None:
+            return fail
+        usage = {"promptTokenCount": 15, "candidatesTokenCount": 6, "thoughtsTokenCount": 2,
+                 "cachedContentTokenCount": 5, "totalTokenCount": 23}
+        if method == "batchEmbedContents":
+            return web.json_response({"embeddings": [{"values": [0.25, 0.75]} for _ in body["requests"]]})
+        if model in ("tool", "parallel"):
+            parts = [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "sig-1"}]
+            if model == "parallel":
+                parts.append({"functionCall": {"name": "get_time", "args": {"zone": "CET"}}})
+        else:
+            parts = [{"text": "Hello from Gemini"}]
+        finish = "MAX_TOKENS" if body.get("generationConfig", {}).get("maxOutputTokens") == 3 else "STOP"
+        if method == "generateContent":
+            return web.json_response({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish}],
+                                      "usageMetadata": usage, "responseId": "resp-1", "modelVersion": model})
+        chunks = []
+        if model in ("tool", "parallel"):
+            chunks.append({"candidates": [{"content": {"role": "model", "parts": parts}}]})
+        else:
+            chunks += [{"candidates": [{"content": {"role": "model", "parts": [{"text": w}]}}]} for w in ("Hello", " from", " Gemini")]
+        chunks.append({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": finish}], "usageMetadata": usage})
+        return await _stream(request, rec, [_sse(c) for c in chunks], cut=model == "cut")
+
+    app = web.Application()
+    app.router.add_post("/v1beta/models/{call}", generate)
+    return app
