@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -134,10 +135,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     procs = [ctx.Process(target=run_worker, args=(config, dev_token, True), name=f"worker-{i}") for i in range(args.workers)]
     for p in procs:
         p.start()
-    try:
+
+    def stop_workers(signum: int, frame: object) -> None:
+        # A signal to the parent alone (a service manager's SIGTERM) must stop every worker;
+        # each drains its usage queue on SIGTERM.
         for p in procs:
-            p.join()
-    except KeyboardInterrupt:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop_workers)
+    signal.signal(signal.SIGTERM, stop_workers)
+    try:
         for p in procs:
             p.join()
     finally:

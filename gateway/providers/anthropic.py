@@ -391,7 +391,7 @@ class AnthropicProvider(Provider):
     async def open_stream(self, request: ChatRequest, model: str) -> ProviderStream:
         """Start a streaming turn; returns once Anthropic answered with a success status."""
         resp = await self._post(encode_request(request, model, stream=True))
-        return ProviderStream(self._batches(resp))
+        return ProviderStream(self._batches(resp), resp)
 
     async def _batches(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[StreamEvent]]:
         decoder = AnthropicStreamDecoder(self.name)

@@ -13,6 +13,8 @@ raised from the iteration.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+
+import aiohttp
 from typing import ClassVar, Literal
 
 from gateway.config import ProviderConfig
@@ -25,11 +27,14 @@ WireFormat = Literal["openai_chat", "anthropic_messages", "gemini", "in_process"
 class ProviderStream:
     """An opened upstream stream: ``async for events in stream`` yields lists of IR events.
 
-    ``aclose()`` stops it and drops the upstream connection (a client went away).
+    ``aclose()`` stops it and drops the upstream connection (a client went away), even
+    when iteration never began: closing a generator that never started runs none of its
+    cleanup, so the stream holds the upstream ``response`` itself.
     """
 
-    def __init__(self, batches: AsyncIterator[list[StreamEvent]]) -> None:
+    def __init__(self, batches: AsyncIterator[list[StreamEvent]], response: aiohttp.ClientResponse | None = None) -> None:
         self._batches = batches
+        self._response = response
 
     def __aiter__(self) -> AsyncIterator[list[StreamEvent]]:
         return self._batches
@@ -38,6 +43,8 @@ class ProviderStream:
         aclose = getattr(self._batches, "aclose", None)
         if aclose is not None:
             await aclose()
+        if self._response is not None and not self._response.closed:
+            self._response.close()
 
 
 class Provider:

@@ -46,10 +46,8 @@ def json_reply(ctx: RequestContext, body: bytes, status: int = 200) -> web.Respo
     return web.Response(body=body, status=status, content_type=JSON, headers={"x-request-id": ctx.request_id})
 
 
-async def _open_sse(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    resp = web.StreamResponse(status=200, headers={**SSE_HEADERS, "x-request-id": ctx.request_id})
-    await resp.prepare(request)
-    return resp
+def _sse_response(ctx: RequestContext) -> web.StreamResponse:
+    return web.StreamResponse(status=200, headers={**SSE_HEADERS, "x-request-id": ctx.request_id})
 
 
 def _stream_failed(ctx: RequestContext, err: GatewayError) -> None:
@@ -68,10 +66,11 @@ async def relay_raw_stream(
     error_event: Callable[[GatewayError], bytes], input_chars: Callable[[], int],
 ) -> web.StreamResponse:
     """Relay an upstream stream in the caller's own format, sniffing usage on the way."""
-    resp = await _open_sse(request, ctx)
     sniffer = reply.sniffer
-    ctx.record.status_code = 200
+    resp = _sse_response(ctx)
     try:
+        await resp.prepare(request)
+        ctx.record.status_code = 200
         async for chunk in iter_chunks(reply.response, provider):
             out = sniffer.relay(chunk)
             if out:
@@ -89,6 +88,7 @@ async def relay_raw_stream(
         _client_gone(ctx)
         if isinstance(exc, asyncio.CancelledError):
             raise
+        return resp
     finally:
         record_usage(ctx, sniffer.usage, input_chars, sniffer.chars)
     await _end_quietly(resp)
@@ -104,10 +104,11 @@ async def stream_events(
     ``encoder`` has ``encode(events) -> bytes``, ``finish() -> bytes``, and ``usage`` and
     ``output_chars`` read after the stream.
     """
-    resp = await _open_sse(request, ctx)
-    ctx.record.status_code = 200
     stream = reply.stream
+    resp = _sse_response(ctx)
     try:
+        await resp.prepare(request)
+        ctx.record.status_code = 200
         async for events in stream:
             out = encoder.encode(events)
             if out:
@@ -121,6 +122,7 @@ async def stream_events(
         _client_gone(ctx)
         if isinstance(exc, asyncio.CancelledError):
             raise
+        return resp
     finally:
         await stream.aclose()
         record_usage(ctx, encoder.usage, input_chars, encoder.output_chars)
