@@ -117,13 +117,14 @@ def _expand_env(node: Any, path: str, env: dict[str, str]) -> Any:
     return node
 
 
-def _msgspec_path(err: msgspec.ValidationError) -> str:
+def _msgspec_path(err: msgspec.ValidationError, prefix: str = "") -> str:
     # msgspec says "Expected `int`, got `str` - at `$.endpoints[0].weight`"; lead with the path.
     text = str(err)
-    m = re.search(r" - at `\$\.?([^`]*)`$", text)
+    m = re.search(r" - at `\$([^`]*)`$", text)
     if not m:
-        return text
-    return f"{m.group(1) or '<root>'}: {text[: m.start()]}"
+        return f"{prefix}: {text}" if prefix else text
+    path = (prefix + m.group(1)).lstrip(".")
+    return f"{path or '<root>'}: {text[: m.start()]}"
 
 
 def _check(cfg: GatewayConfig) -> None:
@@ -166,6 +167,14 @@ def parse_config(raw: Any, env: dict[str, str] | None = None) -> GatewayConfig:
     if not isinstance(raw, dict):
         raise ConfigError("<root>: expected a mapping")
     expanded = _expand_env(raw, "", dict(os.environ) if env is None else env)
+    providers = expanded.get("providers")
+    if isinstance(providers, dict):
+        # msgspec names a bad dict entry "[...]"; check each provider alone to name it.
+        for name, provider in providers.items():
+            try:
+                msgspec.convert(provider, ProviderConfig)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(_msgspec_path(exc, f"providers.{name}")) from None
     try:
         cfg = msgspec.convert(expanded, GatewayConfig)
     except msgspec.ValidationError as exc:

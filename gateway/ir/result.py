@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from gateway.ir.request import Part
+from gateway.ir.request import Part, TextPart, ThinkingPart, ToolCallPart
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
 
@@ -40,6 +40,16 @@ class ChatResult(msgspec.Struct):
     finish_reason: FinishReason
     usage: Usage | None = None
     created: int = 0
+
+    def output_chars(self) -> int:
+        """Characters of reply text, thinking and tool arguments, for token estimates."""
+        n = 0
+        for part in self.parts:
+            if isinstance(part, (TextPart, ThinkingPart)):
+                n += len(part.text)
+            elif isinstance(part, ToolCallPart):
+                n += len(part.arguments)
+        return n
 
 
 class EmbeddingResult(msgspec.Struct):

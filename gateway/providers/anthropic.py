@@ -377,7 +377,7 @@ class AnthropicProvider(Provider):
         self.headers = headers
 
     async def _post(self, body: bytes) -> aiohttp.ClientResponse:
-        session = self.http.session_for(self.url)
+        session = self.session(self.url)
         return await send(
             session, "POST", self.url, provider=self.name, timeouts=self.config.timeouts,
             data=body, headers=self.headers,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
+from yarl import URL
 from typing import ClassVar, Literal
 
 from gateway.config import ProviderConfig
@@ -59,6 +60,10 @@ class Provider:
         self.config = config
         self.http = http
         self.base_url = (config.base_url or self.default_base_url).rstrip("/")
+
+    def session(self, url: URL) -> aiohttp.ClientSession:
+        """The pooled session for an upstream URL, sized by this provider's ``max_connections``."""
+        return self.http.session_for(url, self.config.max_connections)
 
     async def complete(self, request: ChatRequest, model: str) -> ChatResult:
         """One non-streaming chat turn against provider model ``model``."""

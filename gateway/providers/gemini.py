@@ -382,7 +382,7 @@ class GeminiProvider(Provider):
     async def _post(self, model: str, method: str, body: bytes) -> aiohttp.ClientResponse:
         url = self.url(model, method)
         return await send(
-            self.http.session_for(url), "POST", url, provider=self.name, timeouts=self.config.timeouts,
+            self.session(url), "POST", url, provider=self.name, timeouts=self.config.timeouts,
             data=body, headers=self.headers,
         )
 

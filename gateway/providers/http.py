@@ -24,18 +24,20 @@ from gateway.errors import (
 
 
 class HttpClients:
-    """One ``aiohttp.ClientSession`` per upstream origin, created on first use."""
+    """One ``aiohttp.ClientSession`` per upstream origin, created on first use.
 
-    def __init__(self, max_connections: int = 256) -> None:
+    The first provider to reach an origin sets its connection limit.
+    """
+
+    def __init__(self) -> None:
         self._sessions: dict[tuple[str, str, int | None], aiohttp.ClientSession] = {}
-        self._limit = max_connections
 
-    def session_for(self, url: URL) -> aiohttp.ClientSession:
+    def session_for(self, url: URL, max_connections: int = 256) -> aiohttp.ClientSession:
         key = (url.scheme, url.host or "", url.port)
         session = self._sessions.get(key)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self._limit, limit_per_host=self._limit, keepalive_timeout=60, ttl_dns_cache=300
+                limit=max_connections, limit_per_host=max_connections, keepalive_timeout=60, ttl_dns_cache=300
             )
             session = aiohttp.ClientSession(
                 connector=connector, skip_auto_headers=("User-Agent",)

@@ -137,10 +137,7 @@ def _reply_parts(req: ChatRequest, behaviour: Behaviour) -> tuple[list[Part], Fi
 
 
 def _usage(req: ChatRequest, parts: list[Part]) -> Usage:
-    out_chars = sum(
-        len(p.text) if isinstance(p, (TextPart, ThinkingPart)) else len(p.arguments) if isinstance(p, ToolCallPart) else 0
-        for p in parts
-    )
+    out_chars = ChatResult("", "", parts, "stop").output_chars()
     return Usage(input_tokens=estimate_tokens(req.prompt_chars()), output_tokens=estimate_tokens(out_chars))
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import aiohttp
 from yarl import URL
 
+from gateway.config import ProviderConfig
 from gateway.providers.base import Provider
-from gateway.providers.http import send
+from gateway.providers.http import HttpClients, send
 
 
 class OpenAIProvider(Provider):
@@ -21,8 +22,8 @@ class OpenAIProvider(Provider):
     wire = "openai_chat"
     default_base_url = "https://api.openai.com/v1"
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, name: str, config: ProviderConfig, http: HttpClients) -> None:
+        super().__init__(name, config, http)
         headers = {"content-type": "application/json", **self.config.headers}
         if self.config.api_key:
             headers["authorization"] = f"Bearer {self.config.api_key}"
@@ -40,7 +41,7 @@ class OpenAIProvider(Provider):
         """POST the caller's (model-rewritten) body; returns the response once it is a success."""
         url = self.url(path)
         return await send(
-            self.http.session_for(url), "POST", url,
+            self.session(url), "POST", url,
             provider=self.name, timeouts=self.config.timeouts, data=body, headers=self._headers,
         )
 

@@ -62,8 +62,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return json_reply(ctx, reply.body)
     if isinstance(reply, ResultReply):
         result = reply.result
-        out_chars = sum(len(getattr(p, "text", "")) + len(getattr(p, "arguments", "")) for p in result.parts)
-        record_usage(ctx, result.usage, _input_chars(call), out_chars)
+        record_usage(ctx, result.usage, _input_chars(call), result.output_chars())
         return json_reply(ctx, openai_chat.encode_result(result, endpoint.name))
     if isinstance(reply, RawStream):
         return await relay_raw_stream(request, ctx, reply, ctx.record.provider or "", openai_chat.stream_error_event,
