@@ -16,11 +16,11 @@ from gateway.config import EndpointConfig, ServedEntity
 from gateway.errors import GatewayError, UpstreamError, error_label
 from gateway.pipeline.call import Call
 from gateway.pipeline.replies import Reply
-from gateway.providers.base import Provider
+from gateway.providers.base import Provider, Target
 
 log = logging.getLogger("gateway.routing")
 
-Attempt = Callable[[Call, Provider, ServedEntity], Awaitable[Reply]]
+Attempt = Callable[[Call, Provider, Target], Awaitable[Reply]]
 
 
 def candidates(endpoint: EndpointConfig, rng: random.Random = random._inst) -> list[ServedEntity]:  # type: ignore[attr-defined]
@@ -40,7 +40,8 @@ async def route(call: Call, providers: dict[str, Provider], attempt: Attempt) ->
     for i, entity in enumerate(entities):
         record.provider, record.provider_model = entity.provider, entity.model
         try:
-            return await attempt(call, providers[entity.provider], entity)
+            provider = providers[entity.provider]
+            return await attempt(call, provider, Target(entity.model, provider.config.timeouts))
         except GatewayError as err:
             if isinstance(err, UpstreamError):
                 metrics.UPSTREAM_ERRORS.labels(entity.provider, error_label(err)).inc()

@@ -15,7 +15,7 @@ import msgspec
 from msgspec import UNSET
 from yarl import URL
 
-from gateway.config import ProviderConfig
+from gateway.config import ProviderConfig, Timeouts
 from gateway.errors import (
     BadRequest, GatewayError, UpstreamError, UpstreamInvalidResponse, UpstreamStatus, UpstreamTimeout,
     UpstreamUnavailable,
@@ -25,7 +25,7 @@ from gateway.ir import (
     TextDelta, TextPart, ThinkingDelta, ThinkingPart, ToolCallDelta, ToolCallPart, ToolCallStart,
     ToolResultPart, Usage, UsageEvent,
 )
-from gateway.providers.base import Provider, ProviderStream
+from gateway.providers.base import Provider, ProviderStream, Target
 from gateway.providers.http import HttpClients, decode_json, iter_chunks, read_body, send
 from gateway.streaming.sse import SSEDecoder
 from gateway.wire import anthropic as w
@@ -376,21 +376,21 @@ class AnthropicProvider(Provider):
         headers.update({k.lower(): v for k, v in config.headers.items()})
         self.headers = headers
 
-    async def _post(self, body: bytes) -> aiohttp.ClientResponse:
+    async def _post(self, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
         session = self.session(self.url)
         return await send(
-            session, "POST", self.url, provider=self.name, timeouts=self.config.timeouts,
+            session, "POST", self.url, provider=self.name, timeouts=timeouts,
             data=body, headers=self.headers,
         )
 
-    async def complete(self, request: ChatRequest, model: str) -> ChatResult:
+    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
         """One non-streaming turn."""
-        resp = await self._post(encode_request(request, model, stream=False))
+        resp = await self._post(encode_request(request, target.model, stream=False), target.timeouts)
         return decode_result(await read_body(resp, self.name), self.name)
 
-    async def open_stream(self, request: ChatRequest, model: str) -> ProviderStream:
+    async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream:
         """Start a streaming turn; returns once Anthropic answered with a success status."""
-        resp = await self._post(encode_request(request, model, stream=True))
+        resp = await self._post(encode_request(request, target.model, stream=True), target.timeouts)
         return ProviderStream(self._batches(resp), resp)
 
     async def _batches(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[StreamEvent]]:
@@ -405,6 +405,6 @@ class AnthropicProvider(Provider):
         if tail:
             yield tail
 
-    async def embed(self, inputs: list[str], model: str, dimensions: int | None = None) -> EmbeddingResult:
+    async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
         """Always fails: Anthropic serves no embeddings."""
         raise BadRequest(f"provider '{self.name}' (Anthropic) serves no embeddings")

@@ -15,14 +15,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
+import msgspec
 from yarl import URL
 from typing import ClassVar, Literal
 
-from gateway.config import ProviderConfig
+from gateway.config import ProviderConfig, Timeouts
 from gateway.ir import ChatRequest, ChatResult, EmbeddingResult, StreamEvent
 from gateway.providers.http import HttpClients
 
 WireFormat = Literal["openai_chat", "anthropic_messages", "gemini", "in_process"]
+
+
+class Target(msgspec.Struct, frozen=True):
+    """What one attempt asks of a provider: its model, and the timeouts in force for it
+    (the served entity's own, else the provider's, cut to the caller's deadline)."""
+
+    model: str
+    timeouts: Timeouts
 
 
 class ProviderStream:
@@ -65,14 +74,14 @@ class Provider:
         """The pooled session for an upstream URL, sized by this provider's ``max_connections``."""
         return self.http.session_for(url, self.config.max_connections)
 
-    async def complete(self, request: ChatRequest, model: str) -> ChatResult:
-        """One non-streaming chat turn against provider model ``model``."""
+    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
+        """One non-streaming chat turn against ``target.model``."""
         raise NotImplementedError
 
-    async def open_stream(self, request: ChatRequest, model: str) -> ProviderStream:
+    async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream:
         """Start a streaming chat turn; returns once the upstream accepted it."""
         raise NotImplementedError
 
-    async def embed(self, inputs: list[str], model: str, dimensions: int | None = None) -> EmbeddingResult:
+    async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
         """Embed each input string."""
         raise NotImplementedError

@@ -30,7 +30,7 @@ from gateway.ir import (
     ToolCallStart, ToolResultPart, Usage, UsageEvent,
 )
 from gateway.ir.result import estimate_tokens
-from gateway.providers.base import Provider, ProviderStream
+from gateway.providers.base import Provider, ProviderStream, Target
 from gateway.providers.http import HttpClients, decode_json, iter_chunks, read_body, send
 from gateway.streaming.sse import SSEDecoder
 from gateway.wire import gemini as w
@@ -379,21 +379,21 @@ class GeminiProvider(Provider):
             self._urls[(model, method)] = url
         return url
 
-    async def _post(self, model: str, method: str, body: bytes) -> aiohttp.ClientResponse:
-        url = self.url(model, method)
+    async def _post(self, target: Target, method: str, body: bytes) -> aiohttp.ClientResponse:
+        url = self.url(target.model, method)
         return await send(
-            self.session(url), "POST", url, provider=self.name, timeouts=self.config.timeouts,
+            self.session(url), "POST", url, provider=self.name, timeouts=target.timeouts,
             data=body, headers=self.headers,
         )
 
-    async def complete(self, request: ChatRequest, model: str) -> ChatResult:
+    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
         """One non-streaming turn."""
-        resp = await self._post(model, "generateContent", encode_request(request))
-        return decode_result(await read_body(resp, self.name), model, self.name)
+        resp = await self._post(target, "generateContent", encode_request(request))
+        return decode_result(await read_body(resp, self.name), target.model, self.name)
 
-    async def open_stream(self, request: ChatRequest, model: str) -> ProviderStream:
+    async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream:
         """Start a streaming turn; returns once Gemini answered with a success status."""
-        resp = await self._post(model, "streamGenerateContent", encode_request(request))
+        resp = await self._post(target, "streamGenerateContent", encode_request(request))
         return ProviderStream(self._batches(resp), resp)
 
     async def _batches(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[StreamEvent]]:
@@ -408,8 +408,9 @@ class GeminiProvider(Provider):
         if tail:
             yield tail
 
-    async def embed(self, inputs: list[str], model: str, dimensions: int | None = None) -> EmbeddingResult:
+    async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
         """Embed with batchEmbedContents; Gemini reports no usage, so it is estimated."""
+        model = target.model
         name = "models/" + model.removeprefix("models/")
         body = w.BatchEmbedContentsRequest([
             w.EmbedContentRequest(
@@ -418,7 +419,7 @@ class GeminiProvider(Provider):
             )
             for text in inputs
         ])
-        resp = await self._post(model, "batchEmbedContents", w.encoder.encode(body))
+        resp = await self._post(target, "batchEmbedContents", w.encoder.encode(body))
         parsed: w.BatchEmbedContentsResponse = decode_json(
             w.embed_response_decoder, await read_body(resp, self.name), self.name
         )

@@ -51,7 +51,7 @@ from gateway.ir import (
     UsageEvent,
 )
 from gateway.ir.result import estimate_tokens
-from gateway.providers.base import Provider, ProviderStream
+from gateway.providers.base import Provider, ProviderStream, Target
 
 _MS = re.compile(r"^(slow|pace)-(\d+)ms$")
 _ERROR = re.compile(r"^error-(\d{3})$")
@@ -172,13 +172,13 @@ class MockProvider(Provider):
                                  retry_after=1.0 if behaviour.error == 429 else None)
         return behaviour
 
-    async def complete(self, request: ChatRequest, model: str) -> ChatResult:
-        behaviour = await self._begin(model)
+    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
+        behaviour = await self._begin(target.model)
         parts, finish = _reply_parts(request, behaviour)
-        return ChatResult(f"chatcmpl-mock-{next(_ids)}", model, parts, finish, _usage(request, parts))
+        return ChatResult(f"chatcmpl-mock-{next(_ids)}", target.model, parts, finish, _usage(request, parts))
 
-    async def open_stream(self, request: ChatRequest, model: str) -> ProviderStream:
-        behaviour = await self._begin(model)
+    async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream:
+        behaviour = await self._begin(target.model)
         parts, finish = _reply_parts(request, behaviour)
         batches = _stream_batches(parts)
 
@@ -193,12 +193,12 @@ class MockProvider(Provider):
 
         return ProviderStream(run())
 
-    async def embed(self, inputs: list[str], model: str, dimensions: int | None = None) -> EmbeddingResult:
-        await self._begin(model)
+    async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
+        await self._begin(target.model)
         size = dimensions or 8
         vectors = []
         for text in inputs:
             digest = hashlib.sha256(text.encode()).digest()
             vectors.append([round(digest[i % 32] / 255 - 0.5, 6) for i in range(size)])
         chars = sum(len(t) for t in inputs)
-        return EmbeddingResult(vectors, model, Usage(input_tokens=estimate_tokens(chars)))
+        return EmbeddingResult(vectors, target.model, Usage(input_tokens=estimate_tokens(chars)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import aiohttp
 from yarl import URL
 
-from gateway.config import ProviderConfig
+from gateway.config import ProviderConfig, Timeouts
 from gateway.providers.base import Provider
 from gateway.providers.http import HttpClients, send
 
@@ -37,12 +37,12 @@ class OpenAIProvider(Provider):
             url = self._urls[path] = URL(self.base_url + path)
         return url
 
-    async def passthrough(self, path: str, body: bytes) -> aiohttp.ClientResponse:
+    async def passthrough(self, path: str, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
         """POST the caller's (model-rewritten) body; returns the response once it is a success."""
         url = self.url(path)
         return await send(
             self.session(url), "POST", url,
-            provider=self.name, timeouts=self.config.timeouts, data=body, headers=self._headers,
+            provider=self.name, timeouts=timeouts, data=body, headers=self._headers,
         )
 
 

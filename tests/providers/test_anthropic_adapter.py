@@ -36,6 +36,8 @@ from gateway.providers.anthropic import (
     decode_result,
     encode_request,
 )
+from gateway.config import Timeouts
+from gateway.providers.base import Target
 from gateway.providers.http import HttpClients
 
 
@@ -413,7 +415,7 @@ REQUEST = ChatRequest("ep", (user("Weather?"),), system=("Be brief.",))
 
 
 async def test_complete_sends_key_and_version_and_decodes_the_reply(fake):
-    result = await fake.provider.complete(REQUEST, "claude-sonnet-4-5")
+    result = await fake.provider.complete(REQUEST, Target("claude-sonnet-4-5", Timeouts()))
     path, headers, body = fake.seen[0]
     assert path == "/v1/messages"
     assert headers["x-api-key"] == "k"
@@ -426,7 +428,7 @@ async def test_complete_sends_key_and_version_and_decodes_the_reply(fake):
 
 async def test_open_stream_yields_the_recorded_events(fake):
     fake.reply = fake.stream_reply
-    stream = await fake.provider.open_stream(REQUEST, "claude-sonnet-4-5")
+    stream = await fake.provider.open_stream(REQUEST, Target("claude-sonnet-4-5", Timeouts()))
     events = [event async for batch in stream for event in batch]
     assert events == EXPECTED
     _, headers, body = fake.seen[0]
@@ -443,7 +445,7 @@ async def overloaded(request: web.Request) -> web.StreamResponse:
 async def test_upstream_529_raises_a_retryable_upstream_status(fake):
     fake.reply = overloaded
     with pytest.raises(UpstreamStatus) as caught:
-        await fake.provider.complete(REQUEST, "claude-sonnet-4-5")
+        await fake.provider.complete(REQUEST, Target("claude-sonnet-4-5", Timeouts()))
     assert caught.value.upstream_status == 529 and caught.value.retryable
     assert "Overloaded" in caught.value.message
 
@@ -451,7 +453,7 @@ async def test_upstream_529_raises_a_retryable_upstream_status(fake):
 async def test_open_stream_raises_before_returning_when_upstream_is_overloaded(fake):
     fake.reply = overloaded
     with pytest.raises(UpstreamStatus) as caught:
-        await fake.provider.open_stream(REQUEST, "claude-sonnet-4-5")
+        await fake.provider.open_stream(REQUEST, Target("claude-sonnet-4-5", Timeouts()))
     assert caught.value.upstream_status == 529
 
 
@@ -461,7 +463,7 @@ async def test_invalid_json_body_raises_upstream_invalid_response(fake):
 
     fake.reply = garbage
     with pytest.raises(UpstreamInvalidResponse):
-        await fake.provider.complete(REQUEST, "claude-sonnet-4-5")
+        await fake.provider.complete(REQUEST, Target("claude-sonnet-4-5", Timeouts()))
 
 
 async def test_error_event_mid_stream_raises_from_the_iteration(fake):
@@ -473,7 +475,7 @@ async def test_error_event_mid_stream_raises_from_the_iteration(fake):
         return resp
 
     fake.reply = cut
-    stream = await fake.provider.open_stream(REQUEST, "claude-sonnet-4-5")
+    stream = await fake.provider.open_stream(REQUEST, Target("claude-sonnet-4-5", Timeouts()))
     events = []
     with pytest.raises(UpstreamStatus) as caught:
         async for batch in stream:
@@ -484,4 +486,4 @@ async def test_error_event_mid_stream_raises_from_the_iteration(fake):
 
 async def test_embed_is_a_bad_request(fake):
     with pytest.raises(BadRequest, match="no embeddings"):
-        await fake.provider.embed(["x"], "claude-sonnet-4-5")
+        await fake.provider.embed(["x"], Target("claude-sonnet-4-5", Timeouts()))

@@ -32,6 +32,8 @@ from gateway.ir import (
     UsageEvent,
 )
 from gateway.providers.gemini import GeminiProvider, GeminiStreamDecoder, decode_result, encode_request, new_call_id
+from gateway.config import Timeouts
+from gateway.providers.base import Target
 from gateway.providers.http import HttpClients
 
 GENERATED_ID = re.compile(r"call_[0-9a-f]{24}")
@@ -427,7 +429,7 @@ def assert_key_in_header_only(raw_path: str, headers: dict[str, str]) -> None:
 
 
 async def test_complete_posts_to_generate_content_with_the_key_in_a_header(fake):
-    result = await fake.provider.complete(REQUEST, "gemini-2.5-flash")
+    result = await fake.provider.complete(REQUEST, Target("gemini-2.5-flash", Timeouts()))
     path, raw_path, headers, body = fake.seen[0]
     assert path == raw_path == "/v1beta/models/gemini-2.5-flash:generateContent"
     assert_key_in_header_only(raw_path, headers)
@@ -437,7 +439,7 @@ async def test_complete_posts_to_generate_content_with_the_key_in_a_header(fake)
 
 async def test_open_stream_uses_sse_and_yields_the_recorded_events(fake):
     fake.reply = fake.stream_reply
-    stream = await fake.provider.open_stream(REQUEST, "gemini-2.5-flash")
+    stream = await fake.provider.open_stream(REQUEST, Target("gemini-2.5-flash", Timeouts()))
     events = [event async for batch in stream for event in batch]
     path, raw_path, headers, body = fake.seen[0]
     assert path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
@@ -454,7 +456,7 @@ async def test_open_stream_uses_sse_and_yields_the_recorded_events(fake):
 
 
 async def test_embed_posts_one_request_per_input_and_estimates_usage(fake):
-    result = await fake.provider.embed(["hello", "world!!"], "gemini-embedding-001", dimensions=2)
+    result = await fake.provider.embed(["hello", "world!!"], Target("gemini-embedding-001", Timeouts()), dimensions=2)
     path, raw_path, headers, body = fake.seen[0]
     assert path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
     assert_key_in_header_only(raw_path, headers)
@@ -467,7 +469,7 @@ async def test_embed_posts_one_request_per_input_and_estimates_usage(fake):
 
 
 async def test_embed_without_dimensions_sends_none(fake):
-    await fake.provider.embed(["x"], "gemini-embedding-001")
+    await fake.provider.embed(["x"], Target("gemini-embedding-001", Timeouts()))
     assert "outputDimensionality" not in msgspec.json.decode(fake.seen[0][3])["requests"][0]
 
 
@@ -483,7 +485,7 @@ async def exhausted(request: web.Request) -> web.StreamResponse:
 async def test_upstream_429_raises_a_retryable_upstream_status(fake, call):
     fake.reply = exhausted
     with pytest.raises(UpstreamStatus) as caught:
-        await getattr(fake.provider, call)(REQUEST, "gemini-2.5-flash")
+        await getattr(fake.provider, call)(REQUEST, Target("gemini-2.5-flash", Timeouts()))
     assert caught.value.upstream_status == 429 and caught.value.retryable
     assert caught.value.retry_after == 7.0
     assert "Resource has been exhausted" in caught.value.message
@@ -495,7 +497,7 @@ async def test_invalid_json_body_raises_upstream_invalid_response(fake):
 
     fake.reply = garbage
     with pytest.raises(UpstreamInvalidResponse):
-        await fake.provider.complete(REQUEST, "gemini-2.5-flash")
+        await fake.provider.complete(REQUEST, Target("gemini-2.5-flash", Timeouts()))
 
 
 async def test_embed_with_a_missing_vector_raises_upstream_invalid_response(fake):
@@ -504,4 +506,4 @@ async def test_embed_with_a_missing_vector_raises_upstream_invalid_response(fake
 
     fake.reply = short
     with pytest.raises(UpstreamInvalidResponse):
-        await fake.provider.embed(["a", "b"], "gemini-embedding-001")
+        await fake.provider.embed(["a", "b"], Target("gemini-embedding-001", Timeouts()))
