@@ -6,12 +6,14 @@ closed by one cleanup context, so shutdown drains the usage queue before exit.
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
 from gateway.config import GatewayConfig
+from gateway.pipeline.routing import Router
 from gateway.providers.http import HttpClients
 from gateway.providers.registry import build_providers
 from gateway.server.auth import TokenStore
@@ -20,7 +22,7 @@ from gateway.server.routes import add_routes
 from gateway.sinks.postgres import PostgresUsageSink
 from gateway.sinks.sqlite import SQLiteUsageSink
 from gateway.sinks.writer import BatchWriter, UsageSink
-from gateway.state import CONFIG, ENDPOINTS, HTTP, PROVIDERS, TOKENS, WRITER
+from gateway.state import CONFIG, ENDPOINTS, HTTP, PROVIDERS, ROUTER, TOKENS, WRITER
 
 
 def make_sink(config: GatewayConfig) -> UsageSink:
@@ -31,12 +33,15 @@ def make_sink(config: GatewayConfig) -> UsageSink:
     return SQLiteUsageSink(Path(storage.path or Path(config.server.data_dir) / "usage.db"))
 
 
-async def _http(app: web.Application) -> AsyncIterator[None]:
-    http = HttpClients()
-    app[HTTP] = http
-    app[PROVIDERS] = build_providers(app[CONFIG], http)
-    yield
-    await http.close()
+def _http(rng: random.Random | None):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        http = HttpClients()
+        app[HTTP] = http
+        app[PROVIDERS] = build_providers(app[CONFIG], http)
+        app[ROUTER] = Router(app[PROVIDERS], rng=rng)
+        yield
+        await http.close()
+    return ctx
 
 
 async def _usage_writer(app: web.Application) -> AsyncIterator[None]:
@@ -52,12 +57,13 @@ async def _usage_writer(app: web.Application) -> AsyncIterator[None]:
     await writer.close()
 
 
-def create_app(config: GatewayConfig, tokens: TokenStore | None = None) -> web.Application:
-    """The gateway app for ``config``; ``tokens`` defaults to the config's tokens."""
+def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: random.Random | None = None) -> web.Application:
+    """The gateway app for ``config``; ``tokens`` defaults to the config's tokens, ``rng``
+    (the traffic split's and backoff's randomness) to a fresh one."""
     app = web.Application(middlewares=[edge], client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[ENDPOINTS] = config.endpoint_map()
     app[TOKENS] = tokens if tokens is not None else TokenStore(config.tokens)
-    app.cleanup_ctx.extend([_http, _usage_writer])
+    app.cleanup_ctx.extend([_http(rng), _usage_writer])
     add_routes(app)
     return app

@@ -33,12 +33,10 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
 def endpoints_table(config: GatewayConfig) -> str:
     rows = []
     for ep in config.endpoints:
-        total = sum(e.weight for e in ep.served_entities) or 1
         served = ", ".join(
-            f"{e.provider}/{e.model}" + (f" {round(100 * e.weight / total)}%" if len(ep.served_entities) > 1 else "")
-            for e in ep.served_entities
+            e.key + (f" {e.weight}%" if len(ep.served_entities) > 1 else "") for e in ep.served_entities
         )
-        fallbacks = " -> ".join(f"{e.provider}/{e.model}" for e in ep.fallbacks) or "-"
+        fallbacks = " -> ".join(e.key for e in ep.fallbacks) or "-"
         rows.append([ep.name, ep.task, served, fallbacks])
     return format_table(["ENDPOINT", "TASK", "SERVED BY", "FALLBACKS"], rows)
 

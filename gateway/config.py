@@ -50,11 +50,49 @@ class ProviderConfig(_Base, kw_only=True):
 
 
 class ServedEntity(_Base, kw_only=True):
-    """One provider model that serves an endpoint; ``weight`` is its traffic share."""
+    """One provider model that serves an endpoint.
+
+    ``weight`` is its traffic percentage (the split's weights add up to 100; a lone entity
+    needs none). ``timeouts`` replaces the provider's timeouts for this entity.
+    """
 
     provider: str
     model: str
-    weight: int = 100
+    weight: int | None = None
+    timeouts: Timeouts | None = None
+
+    @property
+    def key(self) -> str:
+        """``provider/model``: how attempts, breakers and metrics name the entity."""
+        return f"{self.provider}/{self.model}"
+
+
+class RetryConfig(_Base, kw_only=True):
+    """Retries of the same entity on retryable errors, before falling back."""
+
+    attempts: int = 0  # extra tries per entity
+    backoff_ms: int = 200  # base of the jittered exponential backoff
+    max_backoff_ms: int = 5000
+
+
+class CircuitBreakerConfig(_Base, kw_only=True):
+    """After ``failures`` consecutive retryable failures an entity is skipped for
+    ``cooldown_s``, then one probe request decides (half-open)."""
+
+    enabled: bool = True
+    failures: int = 5
+    cooldown_s: float = 30.0
+
+
+class RoutingConfig(_Base, kw_only=True):
+    session_header: str | None = None  # pins a session to one entity of the split
+    first_token_timeout: float | None = None  # seconds to the first streamed event, then fall over
+    retries: RetryConfig = RetryConfig()
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+
+
+MAX_SERVED_ENTITIES = 10
+MAX_FALLBACKS = 5
 
 
 class EndpointConfig(_Base, kw_only=True):
@@ -62,6 +100,7 @@ class EndpointConfig(_Base, kw_only=True):
     task: Literal["chat", "embeddings"] = "chat"
     served_entities: list[ServedEntity]
     fallbacks: list[ServedEntity] = []
+    routing: RoutingConfig = RoutingConfig()
 
 
 class TokenConfig(_Base, kw_only=True):
@@ -136,16 +175,7 @@ def _check(cfg: GatewayConfig) -> None:
         if ep.name in seen:
             raise ConfigError(f"{where}.name: duplicate endpoint {ep.name!r}")
         seen.add(ep.name)
-        if not ep.served_entities:
-            raise ConfigError(f"{where}.served_entities: at least one served entity is required")
-        for group in ("served_entities", "fallbacks"):
-            for j, ent in enumerate(getattr(ep, group)):
-                if ent.provider not in cfg.providers:
-                    raise ConfigError(f"{where}.{group}[{j}].provider: unknown provider {ent.provider!r}")
-                if ent.weight < 0:
-                    raise ConfigError(f"{where}.{group}[{j}].weight: must be >= 0")
-        if sum(e.weight for e in ep.served_entities) <= 0:
-            raise ConfigError(f"{where}.served_entities: weights must add up to more than 0")
+        _check_entities(ep, where, cfg)
     for name, prov in cfg.providers.items():
         if prov.kind in ("openai", "anthropic", "gemini") and not prov.api_key:
             raise ConfigError(f"providers.{name}.api_key: required for kind {prov.kind!r}")
@@ -158,6 +188,37 @@ def _check(cfg: GatewayConfig) -> None:
             raise ConfigError(f"tokens[{i}].sha256: must be 64 hex characters")
     if cfg.storage.kind == "postgres" and not cfg.storage.dsn:
         raise ConfigError("storage.dsn: required for kind 'postgres'")
+
+
+def _check_entities(ep: EndpointConfig, where: str, cfg: GatewayConfig) -> None:
+    served = ep.served_entities
+    if not served:
+        raise ConfigError(f"{where}.served_entities: at least one served entity is required")
+    if len(served) > MAX_SERVED_ENTITIES:
+        raise ConfigError(f"{where}.served_entities: at most {MAX_SERVED_ENTITIES} served entities")
+    if len(ep.fallbacks) > MAX_FALLBACKS:
+        raise ConfigError(f"{where}.fallbacks: at most {MAX_FALLBACKS} fallbacks")
+    for group in ("served_entities", "fallbacks"):
+        for j, ent in enumerate(getattr(ep, group)):
+            if ent.provider not in cfg.providers:
+                raise ConfigError(f"{where}.{group}[{j}].provider: unknown provider {ent.provider!r}")
+            if group == "fallbacks" and ent.weight is not None:
+                raise ConfigError(f"{where}.fallbacks[{j}].weight: fallbacks are tried in order and take no weight")
+            if ent.weight is not None and not 0 <= ent.weight <= 100:
+                raise ConfigError(f"{where}.{group}[{j}].weight: a percentage from 0 to 100")
+    if len(served) > 1:
+        if any(e.weight is None for e in served):
+            j = next(j for j, e in enumerate(served) if e.weight is None)
+            raise ConfigError(f"{where}.served_entities[{j}].weight: required when traffic is split")
+        if sum(e.weight or 0 for e in served) != 100:
+            raise ConfigError(f"{where}.served_entities: weights must add up to 100")
+    routing = ep.routing
+    if routing.first_token_timeout is not None and routing.first_token_timeout <= 0:
+        raise ConfigError(f"{where}.routing.first_token_timeout: must be > 0")
+    if not 0 <= routing.retries.attempts <= 5:
+        raise ConfigError(f"{where}.routing.retries.attempts: from 0 to 5")
+    if routing.circuit_breaker.failures < 1:
+        raise ConfigError(f"{where}.routing.circuit_breaker.failures: must be >= 1")
 
 
 def parse_config(raw: Any, env: dict[str, str] | None = None) -> GatewayConfig:

@@ -13,6 +13,8 @@
         ├── UpstreamStatus            the upstream's 4xx/5xx (retryable on 429 and 5xx)
         ├── UpstreamUnavailable       502 upstream_unavailable (retryable): connect failed
         ├── UpstreamTimeout           504 upstream_timeout (retryable)
+        │   └── DeadlineExceeded      504 deadline_exceeded: the caller's own deadline passed
+        ├── NoEntityAvailable         503 no_entity_available: every entity's circuit is open
         └── UpstreamInvalidResponse   502 upstream_invalid_response: unparseable body
 
 Every class carries ``status`` (HTTP), ``code`` (low-cardinality, used as a metric and
@@ -130,6 +132,14 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     status, code, kind, retryable = 504, "upstream_timeout", "timeout", True
+
+
+class DeadlineExceeded(UpstreamTimeout):
+    code, retryable = "deadline_exceeded", False
+
+
+class NoEntityAvailable(UpstreamError):
+    status, code, kind = 503, "no_entity_available", "overloaded"
 
 
 class UpstreamInvalidResponse(UpstreamError):

@@ -35,6 +35,13 @@ FALLBACKS = Counter(
     "gateway_fallbacks_total", "Attempts moved to the next served entity, by endpoint and reason.",
     ["endpoint", "reason"],
 )
+RETRIES = Counter(
+    "gateway_retries_total", "Attempts repeated on the same entity, by endpoint and reason.", ["endpoint", "reason"],
+)
+CIRCUIT_STATE = Gauge(
+    "gateway_circuit_state", "Circuit breaker state per entity: 0 closed, 1 open, 2 half-open.",
+    ["endpoint", "entity"], multiprocess_mode="livemax",
+)
 IN_FLIGHT = Gauge("gateway_requests_in_flight", "Requests being served now.", multiprocess_mode="livesum")
 USAGE_WRITTEN = Counter("gateway_usage_records_written_total", "Usage records written to the sink.")
 USAGE_SPILLED = Counter(

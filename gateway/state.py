@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.config import EndpointConfig, GatewayConfig
 from gateway.pipeline.call import RequestContext
+from gateway.pipeline.routing import Router
 from gateway.providers.base import Provider
 from gateway.providers.http import HttpClients
 from gateway.server.auth import TokenStore
@@ -15,6 +16,7 @@ CONFIG = web.AppKey("config", GatewayConfig)
 ENDPOINTS = web.AppKey("endpoints", dict[str, EndpointConfig])
 HTTP = web.AppKey("http", HttpClients)
 PROVIDERS = web.AppKey("providers", dict[str, Provider])
+ROUTER = web.AppKey("router", Router)
 TOKENS = web.AppKey("tokens", TokenStore)
 WRITER = web.AppKey("usage_writer", BatchWriter)
 

@@ -52,7 +52,7 @@ def test_check_config_names_the_bad_field(tmp_path, capsys, monkeypatch):
     assert "endpoints[0].fallbacks[0].provider: unknown provider 'opnai'" in capsys.readouterr().err
     path.write_text(CONFIG.replace("weight: 80", "weight: lots"))
     assert main(["check-config", str(path)]) == 2
-    assert "endpoints[0].served_entities[0].weight: Expected `int`, got `str`" in capsys.readouterr().err
+    assert "endpoints[0].served_entities[0].weight: Expected `int | null`, got `str`" in capsys.readouterr().err
     monkeypatch.delenv("TEST_OPENAI_KEY")
     assert main(["check-config", str(path)]) == 2
     assert "providers.openai.api_key: environment variable TEST_OPENAI_KEY is not set" in capsys.readouterr().err

@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 class RequestContext:
     """Made by the first middleware; the usage record fills in as the request goes on."""
 
-    __slots__ = ("request_id", "started", "record", "principal", "first_byte_at")
+    __slots__ = ("request_id", "started", "record", "principal", "first_byte_at", "deadline")
 
-    def __init__(self, request_id: str, api_type: str, user_agent: str | None) -> None:
+    def __init__(self, request_id: str, api_type: str, user_agent: str | None, deadline: float | None = None) -> None:
         self.request_id = request_id
         self.started = time.perf_counter()
+        #: time.monotonic() by which the caller wants an answer, if it said so.
+        self.deadline = deadline
         self.record = UsageRecord(request_id=request_id, event_time=time.time(), api_type=api_type, user_agent=user_agent)
         self.principal: Principal | None = None
         self.first_byte_at: float | None = None
@@ -38,11 +40,13 @@ class Call:
     ChatRequest for chat APIs and an EmbeddingsInput for embeddings).
     """
 
-    __slots__ = ("ctx", "endpoint", "body", "stream", "include_usage", "_decode", "_ir")
+    __slots__ = ("ctx", "endpoint", "body", "stream", "include_usage", "session", "_decode", "_ir")
 
     def __init__(self, ctx: RequestContext, endpoint: EndpointConfig, body: bytes, *, stream: bool,
-                 include_usage: bool, decode) -> None:  # type: ignore[no-untyped-def]
+                 include_usage: bool, decode, session: str | None = None) -> None:  # type: ignore[no-untyped-def]
         self.ctx = ctx
+        #: The session-affinity key, when the endpoint names a session header and the caller sent it.
+        self.session = session
         self.endpoint = endpoint
         self.body = body
         self.stream = stream

@@ -6,8 +6,8 @@ from __future__ import annotations
 from gateway.errors import BadRequest, UpstreamInvalidResponse
 from gateway.pipeline.call import Call
 from gateway.pipeline.replies import EmbeddingReply, EventStream, RawReply, RawStream, Reply, ResultReply
-from gateway.providers.base import Provider, Target
-from gateway.providers.http import read_body
+from gateway.providers.base import Provider, ProviderStream, Target
+from gateway.providers.http import iter_chunks, read_body
 from gateway.providers.openai import OpenAIProvider
 from gateway.streaming.passthrough import ChatStreamSniffer, rewrite_request, sniff_completion, sniff_embeddings
 from gateway.wire.openai_embeddings import EmbeddingsInput
@@ -20,7 +20,8 @@ async def openai_chat_attempt(call: Call, provider: Provider, target: Target) ->
         body = rewrite_request(call.body, target.model, request_usage=ask_usage)
         resp = await provider.passthrough("/chat/completions", body, target.timeouts)
         if call.stream:
-            return RawStream(resp, ChatStreamSniffer(drop_usage_chunk=ask_usage))
+            chunks = ProviderStream(iter_chunks(resp, provider.name), resp)
+            return RawStream(chunks, ChatStreamSniffer(drop_usage_chunk=ask_usage))
         data = await read_body(resp, provider.name)
         usage, chars = sniff_completion(data, provider.name)
         return RawReply(data, usage, chars)

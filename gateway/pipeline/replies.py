@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import aiohttp
 import msgspec
 
-from gateway.ir import ChatResult, EmbeddingResult, Usage
+from gateway.ir import ChatResult, EmbeddingResult, StreamEvent, Usage
 from gateway.providers.base import ProviderStream
 from gateway.streaming.passthrough import ChatStreamSniffer
 
@@ -19,9 +18,9 @@ class RawReply(msgspec.Struct):
 
 
 class RawStream(msgspec.Struct):
-    """An opened upstream stream in the caller's own format, relayed as it comes."""
+    """An opened upstream stream in the caller's own format, relayed chunk by chunk."""
 
-    response: aiohttp.ClientResponse
+    stream: ProviderStream[bytes]
     sniffer: ChatStreamSniffer
 
 
@@ -30,7 +29,7 @@ class ResultReply(msgspec.Struct):
 
 
 class EventStream(msgspec.Struct):
-    stream: ProviderStream
+    stream: ProviderStream[list[StreamEvent]]
 
 
 class EmbeddingReply(msgspec.Struct):

@@ -1,53 +1,158 @@
-"""Pick the served entities for a call, and fall back along them on retryable failures.
+"""Routing: which served entities a call tries, in what order, and how hard.
 
-The traffic split picks the first entity (weighted); the endpoint's fallbacks follow in
-their configured order. A failure that is not retryable (a 400 from the provider, a bad
-request) goes straight to the caller: another entity would refuse it too.
+The traffic split picks the first entity (by weight, or pinned by a session header); the
+endpoint's fallbacks follow in their configured order, the split not re-applied. Each
+entity may be retried on retryable errors with jittered exponential backoff (an upstream
+``Retry-After`` is waited out when it fits), is skipped while its circuit is open, and
+gets timeouts cut to what is left of the caller's deadline. A failure that is not
+retryable (a 400 from the provider, a bad request) goes straight back to the caller.
+
+A stream counts as established only once its first item arrived (``prime``): until then
+nothing reached the caller, so a failing or slow (``first_token_timeout``) stream falls
+over like any other failure. Every try is written to the usage record's ``attempts``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import logging
 import random
+import time
+import zlib
 from collections.abc import Awaitable, Callable
+from itertools import accumulate
+
 
 from gateway import metrics
-from gateway.config import EndpointConfig, ServedEntity
-from gateway.errors import GatewayError, UpstreamError, error_label
+from gateway.config import EndpointConfig, ServedEntity, Timeouts
+from gateway.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    NoEntityAvailable,
+    UpstreamError,
+    UpstreamStatus,
+    error_label,
+)
+from gateway.pipeline.breaker import Breakers
 from gateway.pipeline.call import Call
-from gateway.pipeline.replies import Reply
+from gateway.pipeline.replies import EventStream, RawStream, Reply
 from gateway.providers.base import Provider, Target
+from gateway.sinks.records import AttemptRecord
 
 log = logging.getLogger("gateway.routing")
 
 Attempt = Callable[[Call, Provider, Target], Awaitable[Reply]]
 
 
-def candidates(endpoint: EndpointConfig, rng: random.Random = random._inst) -> list[ServedEntity]:  # type: ignore[attr-defined]
-    """The split's pick first, then the fallbacks in order."""
-    served = endpoint.served_entities
+def pick(served: list[ServedEntity], rng: random.Random, session: str | None = None) -> ServedEntity:
+    """The split's choice: weighted at random, or by a stable hash of the session key, so
+    one session lands on the same entity in every worker and after restarts."""
     if len(served) == 1:
-        first = served[0]
-    else:
-        first = rng.choices(served, weights=[e.weight for e in served])[0]
-    return [first, *endpoint.fallbacks]
+        return served[0]
+    bounds = list(accumulate(e.weight or 0 for e in served))
+    point = zlib.crc32(session.encode()) % bounds[-1] if session else rng.randrange(bounds[-1])
+    return served[bisect.bisect_right(bounds, point)]
 
 
-async def route(call: Call, providers: dict[str, Provider], attempt: Attempt) -> Reply:
-    """Try each candidate until one succeeds or a failure is final."""
-    entities = candidates(call.endpoint)
-    record = call.ctx.record
-    for i, entity in enumerate(entities):
-        record.provider, record.provider_model = entity.provider, entity.model
-        try:
-            provider = providers[entity.provider]
-            return await attempt(call, provider, Target(entity.model, provider.config.timeouts))
-        except GatewayError as err:
-            if isinstance(err, UpstreamError):
-                metrics.UPSTREAM_ERRORS.labels(entity.provider, error_label(err)).inc()
-            if not err.retryable or i == len(entities) - 1:
-                raise
-            metrics.FALLBACKS.labels(call.endpoint.name, error_label(err)).inc()
-            log.info("request %s: %s/%s failed (%s); trying the next entity",
-                     call.ctx.request_id, entity.provider, entity.model, error_label(err))
-    raise AssertionError("an endpoint always has at least one served entity")
+def backoff(retry: int, base_ms: int, max_ms: int, rng: random.Random) -> float:
+    """Seconds before retry number ``retry`` (0-based): full jitter over an exponential cap."""
+    return rng.uniform(0, min(max_ms, base_ms * 2**retry)) / 1000
+
+
+def _cut(t: Timeouts, remaining: float | None) -> Timeouts:
+    if remaining is None:
+        return t
+    return Timeouts(connect=min(t.connect, remaining), first_byte=min(t.first_byte, remaining),
+                    total=min(t.total, remaining))
+
+
+class Router:
+    def __init__(self, providers: dict[str, Provider], *, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.providers = providers
+        self.breakers = Breakers(clock)
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._sleep = sleep
+
+    def plan(self, endpoint: EndpointConfig, session: str | None) -> list[ServedEntity]:
+        """The split's pick, then the fallbacks in order."""
+        return [pick(endpoint.served_entities, self._rng, session), *endpoint.fallbacks]
+
+    def _remaining(self, call: Call) -> float | None:
+        deadline = call.ctx.deadline
+        if deadline is None:
+            return None
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise DeadlineExceeded("The request's deadline passed before a provider answered")
+        return remaining
+
+    async def route(self, call: Call, attempt: Attempt) -> Reply:
+        """Try the planned entities until one succeeds or a failure is final."""
+        endpoint = call.endpoint
+        routing = endpoint.routing
+        record = call.ctx.record
+        last: GatewayError | None = None
+        reason = ""
+        for entity in self.plan(endpoint, call.session):
+            breaker = self.breakers.get(endpoint.name, entity.key, routing.circuit_breaker)
+            provider = self.providers[entity.provider]
+            record.provider, record.provider_model = entity.provider, entity.model
+            for retry in range(routing.retries.attempts + 1):
+                if not breaker.allow():
+                    record.attempts.append(AttemptRecord(entity.key, 0, 0.0, "circuit_open"))
+                    last = last or NoEntityAvailable(f"Every served entity of '{endpoint.name}' is failing; try again later")
+                    reason = "circuit_open"
+                    break
+                remaining = self._remaining(call)
+                target = Target(entity.model, _cut(entity.timeouts or provider.config.timeouts, remaining))
+                started = self._clock()
+                try:
+                    reply = await attempt(call, provider, target)
+                    if isinstance(reply, (EventStream, RawStream)):
+                        first_token = routing.first_token_timeout
+                        if remaining is not None:
+                            first_token = min(first_token or remaining, remaining)
+                        await reply.stream.prime(first_token, provider.name)
+                except GatewayError as err:
+                    latency = round((self._clock() - started) * 1000, 3)
+                    record.attempts.append(AttemptRecord(entity.key, err.http_status, latency, error_label(err)))
+                    if not err.retryable:
+                        breaker.success()  # the provider answered; the request was the problem
+                        raise
+                    breaker.failure()
+                    if isinstance(err, UpstreamError):
+                        metrics.UPSTREAM_ERRORS.labels(entity.provider, error_label(err)).inc()
+                    last, reason = err, error_label(err)
+                    if retry < routing.retries.attempts and await self._wait_to_retry(call, err, retry):
+                        metrics.RETRIES.labels(endpoint.name, error_label(err)).inc()
+                        continue
+                    break
+                except BaseException:
+                    breaker.release()
+                    raise
+                latency = round((self._clock() - started) * 1000, 3)
+                record.attempts.append(AttemptRecord(entity.key, 200, latency))
+                breaker.success()
+                return reply
+            metrics.FALLBACKS.labels(endpoint.name, reason).inc()
+            log.info("request %s: %s failed (%s); trying the next entity", call.ctx.request_id, entity.key, reason)
+        assert last is not None
+        raise last
+
+    async def _wait_to_retry(self, call: Call, err: GatewayError, retry: int) -> bool:
+        """Sleep before a retry; False when the wait would overrun the caller's deadline."""
+        config = call.endpoint.routing.retries
+        delay = backoff(retry, config.backoff_ms, config.max_backoff_ms, self._rng)
+        if isinstance(err, UpstreamStatus) and err.retry_after is not None:
+            delay = max(delay, err.retry_after)
+        deadline = call.ctx.deadline
+        if deadline is not None and self._clock() + delay >= deadline:
+            return False
+        await self._sleep(delay)
+        return True
+
+

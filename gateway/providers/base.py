@@ -12,17 +12,20 @@ raised from the iteration.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 import msgspec
 from yarl import URL
-from typing import ClassVar, Literal
+from typing import ClassVar, Generic, Literal, TypeVar
 
 from gateway.config import ProviderConfig, Timeouts
+from gateway.errors import UpstreamTimeout
 from gateway.ir import ChatRequest, ChatResult, EmbeddingResult, StreamEvent
 from gateway.providers.http import HttpClients
 
+T = TypeVar("T")
 WireFormat = Literal["openai_chat", "anthropic_messages", "gemini", "in_process"]
 
 
@@ -34,23 +37,46 @@ class Target(msgspec.Struct, frozen=True):
     timeouts: Timeouts
 
 
-class ProviderStream:
-    """An opened upstream stream: ``async for events in stream`` yields lists of IR events.
+class ProviderStream(Generic[T]):
+    """An opened upstream stream: ``async for item in stream`` yields lists of IR events
+    (or raw byte chunks, for the same-format relay).
 
-    ``aclose()`` stops it and drops the upstream connection (a client went away), even
-    when iteration never began: closing a generator that never started runs none of its
-    cleanup, so the stream holds the upstream ``response`` itself.
+    ``prime()`` waits for the first item before anything is sent to the caller, so a
+    failure or a slow first token can still fall back. ``aclose()`` stops the stream and
+    drops the upstream connection, even when iteration never began: closing a generator
+    that never started runs none of its cleanup, so the stream holds the ``response``.
     """
 
-    def __init__(self, batches: AsyncIterator[list[StreamEvent]], response: aiohttp.ClientResponse | None = None) -> None:
-        self._batches = batches
+    def __init__(self, items: AsyncIterator[T], response: aiohttp.ClientResponse | None = None) -> None:
+        self._items = items
         self._response = response
+        self._head: list[T] = []
 
-    def __aiter__(self) -> AsyncIterator[list[StreamEvent]]:
-        return self._batches
+    async def prime(self, timeout: float | None, provider: str) -> None:
+        """Read ahead to the first item, within ``timeout`` seconds if given."""
+        try:
+            async with asyncio.timeout(timeout):
+                self._head.append(await anext(self._items))
+        except StopAsyncIteration:
+            pass
+        except TimeoutError:
+            await self.aclose()
+            raise UpstreamTimeout(f"provider '{provider}' sent no first token within {timeout:g}s") from None
+        except BaseException:
+            await self.aclose()
+            raise
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        while self._head:
+            yield self._head.pop(0)
+        async for item in self._items:
+            yield item
 
     async def aclose(self) -> None:
-        aclose = getattr(self._batches, "aclose", None)
+        aclose = getattr(self._items, "aclose", None)
         if aclose is not None:
             await aclose()
         if self._response is not None and not self._response.closed:
@@ -78,7 +104,7 @@ class Provider:
         """One non-streaming chat turn against ``target.model``."""
         raise NotImplementedError
 
-    async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream:
+    async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream[list[StreamEvent]]:
         """Start a streaming chat turn; returns once the upstream accepted it."""
         raise NotImplementedError
 

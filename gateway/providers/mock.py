@@ -10,8 +10,10 @@ The provider model name picks the behaviour; words join with ``+``
 ``reason``          think first (with a signature), then reply
 ``slow-<N>ms``      wait N ms before answering
 ``pace-<N>ms``      wait N ms between streamed chunks
+``first-token-<N>ms`` stream: accept at once, then wait N ms before the first chunk
 ``error-<status>``  fail with that upstream HTTP status (429, 500, 503, ...)
 ``cut-stream``      stream part of the reply, then break off as a dropped connection would
+``cut-after-<N>``   the same after N chunks (``cut-after-0``: before the first)
 ``embed``           embeddings: 8 floats per input, derived from its hash
 
 ``max_tokens`` cuts the reply to that many words, with finish reason ``length``.
@@ -29,7 +31,7 @@ from collections.abc import AsyncIterator
 import msgspec
 import orjson
 
-from gateway.errors import BadRequest, UpstreamStatus, UpstreamUnavailable
+from gateway.errors import BadRequest, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
 from gateway.ir import (
     ChatRequest,
     ChatResult,
@@ -53,7 +55,8 @@ from gateway.ir import (
 from gateway.ir.result import estimate_tokens
 from gateway.providers.base import Provider, ProviderStream, Target
 
-_MS = re.compile(r"^(slow|pace)-(\d+)ms$")
+_MS = re.compile(r"^(slow|pace|first-token)-(\d+)ms$")
+_CUT_AFTER = re.compile(r"^cut-after-(\d+)$")
 _ERROR = re.compile(r"^error-(\d{3})$")
 _ids = itertools.count(1)
 
@@ -62,28 +65,29 @@ class Behaviour(msgspec.Struct, frozen=True):
     kind: str = "echo"
     slow_s: float = 0.0
     pace_s: float = 0.0
+    first_token_s: float = 0.0
     error: int | None = None
-    cut: bool = False
+    cut_after: int | None = None  # chunks streamed before breaking off; -1: half of them
 
 
 def parse_behaviour(model: str) -> Behaviour:
     """Read the behaviour words of a mock model name; unknown words are a config mistake."""
-    kind, slow, pace, error, cut = "echo", 0.0, 0.0, None, False
+    kind, error, cut_after = "echo", None, None
+    delays = {"slow": 0.0, "pace": 0.0, "first-token": 0.0}
     for word in model.split("+"):
         if m := _MS.match(word):
-            if m.group(1) == "slow":
-                slow = int(m.group(2)) / 1000
-            else:
-                pace = int(m.group(2)) / 1000
+            delays[m.group(1)] = int(m.group(2)) / 1000
         elif m := _ERROR.match(word):
             error = int(m.group(1))
+        elif m := _CUT_AFTER.match(word):
+            cut_after = int(m.group(1))
         elif word == "cut-stream":
-            cut = True
+            cut_after = -1
         elif word in ("echo", "tool", "parallel-tools", "reason", "embed"):
             kind = word
         else:
             raise BadRequest(f"mock model {model!r}: unknown behaviour {word!r}")
-    return Behaviour(kind, slow, pace, error, cut)
+    return Behaviour(kind, delays["slow"], delays["pace"], delays["first-token"], error, cut_after)
 
 
 def _last_user_text(req: ChatRequest) -> str:
@@ -163,29 +167,38 @@ def _stream_batches(parts: list[Part]) -> list[list[StreamEvent]]:
 class MockProvider(Provider):
     wire = "in_process"
 
-    async def _begin(self, model: str) -> Behaviour:
-        behaviour = parse_behaviour(model)
+    async def _begin(self, target: Target) -> Behaviour:
+        behaviour = parse_behaviour(target.model)
         if behaviour.slow_s:
-            await asyncio.sleep(behaviour.slow_s)
+            # Honour the attempt's timeouts as a real upstream connection would.
+            wait = min(behaviour.slow_s, target.timeouts.first_byte, target.timeouts.total)
+            await asyncio.sleep(wait)
+            if wait < behaviour.slow_s:
+                raise UpstreamTimeout(f"provider '{self.name}' did not answer in time")
         if behaviour.error is not None:
             raise UpstreamStatus(behaviour.error, f"provider '{self.name}' returned HTTP {behaviour.error}: mock failure",
                                  retry_after=1.0 if behaviour.error == 429 else None)
         return behaviour
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
-        behaviour = await self._begin(target.model)
+        behaviour = await self._begin(target)
         parts, finish = _reply_parts(request, behaviour)
         return ChatResult(f"chatcmpl-mock-{next(_ids)}", target.model, parts, finish, _usage(request, parts))
 
     async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream:
-        behaviour = await self._begin(target.model)
+        behaviour = await self._begin(target)
         parts, finish = _reply_parts(request, behaviour)
         batches = _stream_batches(parts)
 
         async def run() -> AsyncIterator[list[StreamEvent]]:
+            cut = behaviour.cut_after
+            if cut == -1:
+                cut = max(1, len(batches) // 2)
             for i, batch in enumerate(batches):
-                if behaviour.cut and i == max(1, len(batches) // 2):
+                if i == cut:
                     raise UpstreamUnavailable(f"provider '{self.name}' broke off its stream: mock cut")
+                if i == 0 and behaviour.first_token_s:
+                    await asyncio.sleep(behaviour.first_token_s)
                 if behaviour.pace_s and i:
                     await asyncio.sleep(behaviour.pace_s)
                 yield batch
@@ -194,7 +207,7 @@ class MockProvider(Provider):
         return ProviderStream(run())
 
     async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
-        await self._begin(target.model)
+        await self._begin(target)
         size = dimensions or 8
         vectors = []
         for text in inputs:

@@ -48,6 +48,25 @@ def api_type_of(request: web.Request) -> str | None:
     return None if path in OPS_PATHS else path.lstrip("/")
 
 
+#: Headers that carry the caller's own timeout in seconds: ours, and the one the OpenAI and
+#: Anthropic SDKs send with every request.
+DEADLINE_HEADERS = ("x-gateway-timeout", "x-stainless-timeout")
+
+
+def caller_deadline(request: web.Request) -> float | None:
+    """The monotonic time by which the caller gives up, if it told us."""
+    for name in DEADLINE_HEADERS:
+        value = request.headers.get(name)
+        if value:
+            try:
+                seconds = float(value)
+            except ValueError:
+                continue
+            if seconds > 0:
+                return time.monotonic() + seconds
+    return None
+
+
 def parse_tags(value: str) -> dict[str, str]:
     try:
         return _tags.decode(value)
@@ -79,7 +98,7 @@ async def edge(request: web.Request, handler) -> web.StreamResponse:  # type: ig
     supplied = request.headers.get("x-request-id")
     request_id = supplied if supplied and _REQUEST_ID.match(supplied) else uuid.uuid4().hex
     api_type = api_type_of(request)
-    ctx = RequestContext(request_id, api_type or "", request.headers.get("user-agent"))
+    ctx = RequestContext(request_id, api_type or "", request.headers.get("user-agent"), caller_deadline(request))
     request[CONTEXT] = ctx
     metrics.IN_FLIGHT.inc()
     resp: web.StreamResponse | None = None

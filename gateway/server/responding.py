@@ -18,7 +18,6 @@ from gateway.ir import Usage
 from gateway.ir.result import estimate_tokens
 from gateway.pipeline.call import RequestContext
 from gateway.pipeline.replies import EventStream, RawStream
-from gateway.providers.http import iter_chunks
 
 log = logging.getLogger("gateway.server")
 
@@ -62,16 +61,17 @@ def _client_gone(ctx: RequestContext) -> None:
 
 
 async def relay_raw_stream(
-    request: web.Request, ctx: RequestContext, reply: RawStream, provider: str,
+    request: web.Request, ctx: RequestContext, reply: RawStream,
     error_event: Callable[[GatewayError], bytes], input_chars: Callable[[], int],
 ) -> web.StreamResponse:
     """Relay an upstream stream in the caller's own format, sniffing usage on the way."""
     sniffer = reply.sniffer
+    stream = reply.stream
     resp = _sse_response(ctx)
     try:
         await resp.prepare(request)
         ctx.record.status_code = 200
-        async for chunk in iter_chunks(reply.response, provider):
+        async for chunk in stream:
             out = sniffer.relay(chunk)
             if out:
                 await resp.write(out)
@@ -84,12 +84,12 @@ async def relay_raw_stream(
         await _write_quietly(resp, error_event(err))
     except (ConnectionResetError, asyncio.CancelledError) as exc:
         # The caller went away: a failed write, or aiohttp cancelling the handler.
-        reply.response.close()
         _client_gone(ctx)
         if isinstance(exc, asyncio.CancelledError):
             raise
         return resp
     finally:
+        await stream.aclose()
         record_usage(ctx, sniffer.usage, input_chars, sniffer.chars)
     await _end_quietly(resp)
     return resp

@@ -12,9 +12,8 @@ from gateway.errors import BadRequest, EndpointNotFound, PayloadTooLarge
 from gateway.pipeline.call import Call, RequestContext
 from gateway.pipeline.dispatch import openai_chat_attempt, openai_embeddings_attempt
 from gateway.pipeline.replies import EmbeddingReply, EventStream, RawReply, RawStream, ResultReply
-from gateway.pipeline.routing import route
 from gateway.server.responding import json_reply, record_usage, relay_raw_stream, stream_events
-from gateway.state import CONFIG, CONTEXT, ENDPOINTS, PROVIDERS
+from gateway.state import CONFIG, CONTEXT, ENDPOINTS, ROUTER
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -38,6 +37,12 @@ def find_endpoint(request: web.Request, ctx: RequestContext, name: str, task: st
     return endpoint
 
 
+def session_of(request: web.Request, endpoint: EndpointConfig) -> str | None:
+    """The session-affinity key, if the endpoint names a session header and it was sent."""
+    header = endpoint.routing.session_header
+    return request.headers.get(header) if header else None
+
+
 def _input_chars(call: Call):  # type: ignore[no-untyped-def]
     def count() -> int:
         try:
@@ -55,8 +60,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     stream = bool(view.stream)
     ctx.record.streaming = stream
     include_usage = bool(view.stream_options and view.stream_options.include_usage)
-    call = Call(ctx, endpoint, body, stream=stream, include_usage=include_usage, decode=openai_chat.decode_request)
-    reply = await route(call, request.app[PROVIDERS], openai_chat_attempt)
+    call = Call(ctx, endpoint, body, stream=stream, include_usage=include_usage, decode=openai_chat.decode_request,
+                session=session_of(request, endpoint))
+    reply = await request.app[ROUTER].route(call, openai_chat_attempt)
     if isinstance(reply, RawReply):
         record_usage(ctx, reply.usage, _input_chars(call), reply.output_chars)
         return json_reply(ctx, reply.body)
@@ -65,8 +71,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         record_usage(ctx, result.usage, _input_chars(call), result.output_chars())
         return json_reply(ctx, openai_chat.encode_result(result, endpoint.name))
     if isinstance(reply, RawStream):
-        return await relay_raw_stream(request, ctx, reply, ctx.record.provider or "", openai_chat.stream_error_event,
-                                      _input_chars(call))
+        return await relay_raw_stream(request, ctx, reply, openai_chat.stream_error_event, _input_chars(call))
     if isinstance(reply, EventStream):
         encoder = openai_chat.OpenAIChatStreamEncoder(f"chatcmpl-{uuid.uuid4().hex}", endpoint.name, include_usage)
         return await stream_events(request, ctx, reply, encoder, openai_chat.stream_error_event, _input_chars(call))
@@ -79,7 +84,7 @@ async def embeddings(request: web.Request) -> web.Response:
     parsed = openai_embeddings.decode_request(body)
     endpoint = find_endpoint(request, ctx, parsed.model, "embeddings")
     call = Call(ctx, endpoint, body, stream=False, include_usage=False, decode=lambda _: parsed)
-    reply = await route(call, request.app[PROVIDERS], openai_embeddings_attempt)
+    reply = await request.app[ROUTER].route(call, openai_embeddings_attempt)
     chars = sum(len(i) for i in parsed.input if isinstance(i, str))
     if isinstance(reply, RawReply):
         record_usage(ctx, reply.usage, lambda: chars, 0)

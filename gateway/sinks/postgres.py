@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import msgspec
 import orjson
 
 from gateway.sinks.records import COLUMNS, UsageRecord
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS usage (
     time_to_first_byte_ms DOUBLE PRECISION,
     streaming BOOLEAN NOT NULL,
     request_tags JSONB NOT NULL,
-    error_code TEXT
+    error_code TEXT,
+    attempts JSONB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS usage_event_time ON usage (event_time);
 """
@@ -82,9 +84,12 @@ class PostgresUsageSink:
             self._pool = None
 
 
+_json = msgspec.json.Encoder().encode  # handles the attempt Structs as well as dicts
+
+
 async def _init_connection(conn) -> None:  # type: ignore[no-untyped-def]
     # COPY uses the binary format; binary jsonb is a version byte (1) and the JSON text.
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", format="binary",
-        encoder=lambda v: b"\x01" + orjson.dumps(v), decoder=lambda b: orjson.loads(b[1:]),
+        encoder=lambda v: b"\x01" + _json(v), decoder=lambda b: orjson.loads(b[1:]),
     )

@@ -5,6 +5,16 @@ from __future__ import annotations
 import msgspec
 
 
+class AttemptRecord(msgspec.Struct, frozen=True):
+    """One try of one served entity: ``entity`` is provider/model; status 0 means skipped
+    (its circuit was open)."""
+
+    entity: str
+    status: int
+    latency_ms: float
+    error_code: str | None = None
+
+
 class UsageRecord(msgspec.Struct, kw_only=True):
     """What the usage table stores about one request. Times are Unix seconds / milliseconds."""
 
@@ -29,6 +39,7 @@ class UsageRecord(msgspec.Struct, kw_only=True):
     streaming: bool = False
     request_tags: dict[str, str] = {}
     error_code: str | None = None
+    attempts: list[AttemptRecord] = []
 
 
 #: Column order shared by every sink.

@@ -7,6 +7,7 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+import msgspec
 import orjson
 
 from gateway.sinks.records import COLUMNS, UsageRecord
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS usage (
     time_to_first_byte_ms REAL,
     streaming INTEGER NOT NULL,
     request_tags TEXT NOT NULL,
-    error_code TEXT
+    error_code TEXT,
+    attempts TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS usage_event_time ON usage (event_time);
 """
@@ -46,12 +48,16 @@ def sqlite_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+_json = msgspec.json.Encoder().encode
+
+
 def _row(r: UsageRecord) -> tuple[object, ...]:
     return (
         r.request_id, sqlite_time(r.event_time), r.api_type, r.endpoint, r.provider, r.provider_model,
         r.requester, r.user_agent, r.status_code, r.input_tokens, r.output_tokens, r.total_tokens,
         r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, int(r.tokens_estimated),
         r.latency_ms, r.time_to_first_byte_ms, int(r.streaming), orjson.dumps(r.request_tags).decode(), r.error_code,
+        _json(r.attempts),
     )
 
 
