@@ -183,3 +183,18 @@ async def test_postgres_outage_spills_and_replays(tmp_path, postgres_dsn):
         await conn.close()
     assert ids == [f"r{i}" for i in range(6)]
     assert not list(tmp_path.glob("usage-spill-*"))
+
+
+def test_sqlite_table_from_an_earlier_version_gains_new_columns(tmp_path):
+    import sqlite3
+
+    from gateway.sinks.sqlite import SCHEMA, connect
+
+    old = sqlite3.connect(tmp_path / "usage.db")
+    old.executescript(SCHEMA.replace("error_code TEXT,\n    attempts TEXT NOT NULL", "error_code TEXT"))
+    assert "attempts" not in {row[1] for row in old.execute("PRAGMA table_info(usage)")}
+    old.commit()
+    old.close()
+    conn = connect(tmp_path / "usage.db")
+    assert "attempts" in {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+    conn.close()

@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS usage (
     attempts JSONB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS usage_event_time ON usage (event_time);
+-- Columns added since the first version, for tables made by an earlier one.
+ALTER TABLE usage ADD COLUMN IF NOT EXISTS attempts JSONB NOT NULL DEFAULT '[]';
 """
 
 

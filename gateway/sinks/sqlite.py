@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE INDEX IF NOT EXISTS usage_event_time ON usage (event_time);
 """
 
+ADDED_COLUMNS = {"attempts": "TEXT NOT NULL DEFAULT '[]'"}
+
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 
@@ -67,6 +69,11 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
+    # Tables made by an earlier version lack the columns added since.
+    have = {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
+    for column, ddl in ADDED_COLUMNS.items():
+        if column not in have:
+            conn.execute(f"ALTER TABLE usage ADD COLUMN {column} {ddl}")
     return conn
 
 
