@@ -3,31 +3,37 @@ caller's format, translation through the IR otherwise."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from gateway.errors import BadRequest, UpstreamInvalidResponse
 from gateway.pipeline.call import Call
-from gateway.pipeline.replies import EmbeddingReply, EventStream, RawReply, RawStream, Reply, ResultReply
-from gateway.providers.base import Provider, ProviderStream, Target
-from gateway.providers.http import iter_chunks, read_body
+from gateway.pipeline.replies import EmbeddingReply, EventStream, RawReply, Reply, ResultReply
+from gateway.providers.base import Provider, Target
+from gateway.providers.http import read_body
 from gateway.providers.openai import OpenAIProvider
-from gateway.streaming.passthrough import ChatStreamSniffer, rewrite_request, sniff_completion, sniff_embeddings
+from gateway.streaming.passthrough import rewrite_request, sniff_embeddings
 from gateway.wire.openai_embeddings import EmbeddingsInput
 
+#: A same-format passthrough: the reply, or None when the provider speaks another format.
+Passthrough = Callable[[Call, Provider, Target], Awaitable[Reply | None]]
+Attempt = Callable[[Call, Provider, Target], Awaitable[Reply]]
 
-async def openai_chat_attempt(call: Call, provider: Provider, target: Target) -> Reply:
-    """A Chat Completions call: bytes through to OpenAI-format providers, IR to the rest."""
-    if isinstance(provider, OpenAIProvider):
-        ask_usage = call.stream and not call.include_usage
-        body = rewrite_request(call.body, target.model, request_usage=ask_usage)
-        resp = await provider.passthrough("/chat/completions", body, target.timeouts)
-        if call.stream:
-            chunks = ProviderStream(iter_chunks(resp, provider.name), resp)
-            return RawStream(chunks, ChatStreamSniffer(drop_usage_chunk=ask_usage))
-        data = await read_body(resp, provider.name)
-        usage, chars = sniff_completion(data, provider.name)
-        return RawReply(data, usage, chars)
+
+async def translate(call: Call, provider: Provider, target: Target) -> Reply:
+    """The IR path: the caller's request decoded, encoded for the provider, and back."""
     if call.stream:
         return EventStream(await provider.open_stream(call.ir, target))
     return ResultReply(await provider.complete(call.ir, target))
+
+
+def chat_attempt(passthrough: Passthrough) -> Attempt:
+    """An attempt for a chat API: its passthrough where it applies, else translation."""
+
+    async def attempt(call: Call, provider: Provider, target: Target) -> Reply:
+        reply = await passthrough(call, provider, target)
+        return reply if reply is not None else await translate(call, provider, target)
+
+    return attempt
 
 
 async def openai_embeddings_attempt(call: Call, provider: Provider, target: Target) -> Reply:

@@ -36,13 +36,12 @@ from gateway.errors import (
 )
 from gateway.pipeline.breaker import Breakers
 from gateway.pipeline.call import Call
+from gateway.pipeline.dispatch import Attempt
 from gateway.pipeline.replies import EventStream, RawStream, Reply
 from gateway.providers.base import Provider, Target
 from gateway.sinks.records import AttemptRecord
 
 log = logging.getLogger("gateway.routing")
-
-Attempt = Callable[[Call, Provider, Target], Awaitable[Reply]]
 
 
 def pick(served: list[ServedEntity], rng: random.Random, session: str | None = None) -> ServedEntity:

@@ -7,7 +7,7 @@ later turn sent back to Anthropic restores the block unchanged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 
 import aiohttp
@@ -33,6 +33,8 @@ from gateway.wire import anthropic as w
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; the IR may leave it unset.
 REDACTED_THINKING_PREFIX = "anthropic-redacted-thinking:"
+#: Caller headers a same-format passthrough forwards: they change what the request means.
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
 _EMPTY_OBJECT = msgspec.Raw(b"{}")
 _EMPTY_SCHEMA = msgspec.Raw(b'{"type":"object","properties":{}}')
@@ -375,12 +377,30 @@ class AnthropicProvider(Provider):
         # Configured headers (anthropic-beta, a pinned version) win; lowercase so they replace, not repeat.
         headers.update({k.lower(): v for k, v in config.headers.items()})
         self.headers = headers
+        self._pinned = frozenset(k.lower() for k in config.headers)
 
     async def _post(self, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
         session = self.session(self.url)
         return await send(
             session, "POST", self.url, provider=self.name, timeouts=timeouts,
             data=body, headers=self.headers,
+        )
+
+    async def passthrough(
+        self, body: bytes, target: Target, caller_headers: Mapping[str, str], query: str = ""
+    ) -> aiohttp.ClientResponse:
+        """POST a Messages body from an Anthropic-speaking caller, untouched but for ``model``
+        (rewritten by the caller of this method). The caller's ``anthropic-version`` and
+        ``anthropic-beta`` go along unless the provider's configuration pins them, and so
+        does its query string (Claude Code sends ``?beta=true``)."""
+        headers = dict(self.headers)
+        for name in FORWARDED_HEADERS:
+            value = caller_headers.get(name)
+            if value and name not in self._pinned:
+                headers[name] = value
+        url = self.url.with_query(query) if query else self.url
+        return await send(
+            self.session(url), "POST", url, provider=self.name, timeouts=target.timeouts, data=body, headers=headers,
         )
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:

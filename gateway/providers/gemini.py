@@ -367,17 +367,25 @@ class GeminiProvider(Provider):
             headers["x-goog-api-key"] = config.api_key
         headers.update({k.lower(): v for k, v in config.headers.items()})
         self.headers = headers
-        self._urls: dict[tuple[str, str], URL] = {}
+        self._urls: dict[tuple[str, str, bool], URL] = {}
 
-    def url(self, model: str, method: str) -> URL:
-        """The upstream URL for ``method`` (generateContent, ...) on ``model``."""
-        url = self._urls.get((model, method))
+    def url(self, model: str, method: str, sse: bool = True) -> URL:
+        """The upstream URL for ``method`` (generateContent, ...) on ``model``; streams are
+        SSE unless ``sse`` is false (Gemini's JSON-array stream form)."""
+        url = self._urls.get((model, method, sse))
         if url is None:
             url = URL(f"{self.base_url}/v1beta/models/{model.removeprefix('models/')}:{method}")
-            if method == "streamGenerateContent":
+            if method == "streamGenerateContent" and sse:
                 url = url.with_query(alt="sse")
-            self._urls[(model, method)] = url
+            self._urls[(model, method, sse)] = url
         return url
+
+    async def passthrough(self, method: str, body: bytes, target: Target, sse: bool = True) -> aiohttp.ClientResponse:
+        """POST a Gemini-speaking caller's body untouched (the model is in the URL)."""
+        url = self.url(target.model, method, sse)
+        return await send(
+            self.session(url), "POST", url, provider=self.name, timeouts=target.timeouts, data=body, headers=self.headers,
+        )
 
     async def _post(self, target: Target, method: str, body: bytes) -> aiohttp.ClientResponse:
         url = self.url(target.model, method)

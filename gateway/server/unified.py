@@ -10,10 +10,14 @@ from gateway.codecs import openai_chat, openai_embeddings
 from gateway.config import EndpointConfig
 from gateway.errors import BadRequest, EndpointNotFound, PayloadTooLarge
 from gateway.pipeline.call import Call, RequestContext
-from gateway.pipeline.dispatch import openai_chat_attempt, openai_embeddings_attempt
+from gateway.pipeline import passthrough
+from gateway.pipeline.dispatch import chat_attempt, openai_embeddings_attempt
 from gateway.pipeline.replies import EmbeddingReply, EventStream, RawReply, RawStream, ResultReply
 from gateway.server.responding import json_reply, record_usage, relay_raw_stream, stream_events
 from gateway.state import CONFIG, CONTEXT, ENDPOINTS, ROUTER
+
+
+_OPENAI_CHAT = chat_attempt(passthrough.openai_chat)
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -62,7 +66,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     include_usage = bool(view.stream_options and view.stream_options.include_usage)
     call = Call(ctx, endpoint, body, stream=stream, include_usage=include_usage, decode=openai_chat.decode_request,
                 session=session_of(request, endpoint))
-    reply = await request.app[ROUTER].route(call, openai_chat_attempt)
+    reply = await request.app[ROUTER].route(call, _OPENAI_CHAT)
     if isinstance(reply, RawReply):
         record_usage(ctx, reply.usage, _input_chars(call), reply.output_chars)
         return json_reply(ctx, reply.body)

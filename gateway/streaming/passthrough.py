@@ -81,14 +81,14 @@ class ChatStreamSniffer:
     added the usage request, the chunk re-framed without the usage-only event.
     """
 
-    __slots__ = ("_sse", "_drop_usage_chunk", "usage", "chars", "events")
+    __slots__ = ("_sse", "_drop_usage_chunk", "usage", "chars", "error")
 
     def __init__(self, drop_usage_chunk: bool) -> None:
         self._sse = SSEDecoder()
         self._drop_usage_chunk = drop_usage_chunk
         self.usage: Usage | None = None
         self.chars = 0
-        self.events = 0
+        self.error = None  # OpenAI in-stream errors pass to the caller as sent
 
     def relay(self, chunk: bytes) -> bytes:
         events = self._sse.feed(chunk)
@@ -101,7 +101,6 @@ class ChatStreamSniffer:
         dropped = False
         kept: list[bytes] = []
         for ev in events:
-            self.events += 1
             if ev.data == b"[DONE]":
                 kept.append(ev.data)
                 continue

@@ -1,0 +1,26 @@
+"""Same-format passthroughs, one per client API: the caller's bytes go to a provider that
+speaks its format with only the model changed, and the reply's bytes come back untouched
+while usage is sniffed from them. Each returns None for a provider of another format."""
+
+from __future__ import annotations
+
+from gateway.pipeline.call import Call
+from gateway.pipeline.replies import RawReply, RawStream, Reply
+from gateway.providers.base import Provider, ProviderStream, Target
+from gateway.providers.http import iter_chunks, read_body
+from gateway.providers.openai import OpenAIProvider
+from gateway.streaming.passthrough import ChatStreamSniffer, rewrite_request, sniff_completion
+
+
+async def openai_chat(call: Call, provider: Provider, target: Target) -> Reply | None:
+    """Chat Completions to an OpenAI or OpenAI-compatible server."""
+    if not isinstance(provider, OpenAIProvider):
+        return None
+    ask_usage = call.stream and not call.include_usage
+    body = rewrite_request(call.body, target.model, request_usage=ask_usage)
+    resp = await provider.passthrough("/chat/completions", body, target.timeouts)
+    if call.stream:
+        return RawStream(ProviderStream(iter_chunks(resp, provider.name), resp), ChatStreamSniffer(drop_usage_chunk=ask_usage))
+    data = await read_body(resp, provider.name)
+    usage, chars = sniff_completion(data, provider.name)
+    return RawReply(data, usage, chars)
