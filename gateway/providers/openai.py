@@ -2,18 +2,33 @@
 
 These speak the gateway's own unified format, so requests from OpenAI-format callers take
 the passthrough path: the body goes upstream with only ``model`` rewritten, and the
-response bytes come back untouched. A compatible vendor is data (base URL, headers),
-not code.
+response bytes come back untouched. Callers in other formats, and fallbacks that cross
+formats, take the IR path (``complete``, ``open_stream``, ``embed``), translated by
+``openai_chat_translation``. A compatible vendor is data (base URL, headers), not code.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
 import aiohttp
+import msgspec
+from msgspec import UNSET
 from yarl import URL
 
 from gateway.config import ProviderConfig, Timeouts
-from gateway.providers.base import Provider
-from gateway.providers.http import HttpClients, send
+from gateway.errors import UpstreamInvalidResponse
+from gateway.ir import ChatRequest, ChatResult, EmbeddingResult, StreamEvent, Usage
+from gateway.ir.result import estimate_tokens
+from gateway.providers.base import Provider, ProviderStream, Target
+from gateway.providers.http import HttpClients, decode_json, iter_chunks, read_body, send
+from gateway.providers.openai_chat_translation import OpenAIChatStreamDecoder, decode_result, encode_request
+from gateway.streaming.passthrough import openai_usage
+from gateway.wire import openai_embeddings as we
+
+_encode = msgspec.json.Encoder()
+_decode_embeddings = msgspec.json.Decoder(we.UpstreamEmbeddings)
 
 
 class OpenAIProvider(Provider):
@@ -29,6 +44,8 @@ class OpenAIProvider(Provider):
             headers["authorization"] = f"Bearer {self.config.api_key}"
         self._headers = headers
         self._urls: dict[str, URL] = {}
+        # Only OpenAI itself is known to take max_completion_tokens; compatible servers get max_tokens.
+        self._max_completion_tokens = config.kind == "openai"
 
     def url(self, path: str) -> URL:
         """The upstream URL for an API path such as ``/chat/completions``."""
@@ -39,11 +56,56 @@ class OpenAIProvider(Provider):
 
     async def passthrough(self, path: str, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
         """POST the caller's (model-rewritten) body; returns the response once it is a success."""
+        return await self._post(path, body, timeouts)
+
+    async def _post(self, path: str, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
         url = self.url(path)
         return await send(
             self.session(url), "POST", url,
             provider=self.name, timeouts=timeouts, data=body, headers=self._headers,
         )
+
+    def _chat_body(self, request: ChatRequest, target: Target, stream: bool) -> bytes:
+        return encode_request(request, target.model, stream, max_completion_tokens=self._max_completion_tokens)
+
+    async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
+        """One non-streaming turn, translated from and to the IR."""
+        resp = await self._post("/chat/completions", self._chat_body(request, target, False), target.timeouts)
+        return decode_result(await read_body(resp, self.name), self.name)
+
+    async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream[list[StreamEvent]]:
+        """Start a streaming turn; returns once the upstream answered with a success status."""
+        resp = await self._post("/chat/completions", self._chat_body(request, target, True), target.timeouts)
+        return ProviderStream(self._batches(resp), resp)
+
+    async def _batches(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[StreamEvent]]:
+        decoder = OpenAIChatStreamDecoder(self.name)
+        # aclosing: a decode error or an early aclose() must still drop the upstream connection.
+        async with aclosing(iter_chunks(resp, self.name)) as chunks:
+            async for chunk in chunks:
+                events = decoder.feed(chunk)
+                if events:
+                    yield events
+        tail = decoder.finish()
+        if tail:
+            yield tail
+
+    async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
+        """Embed with ``/embeddings``; vectors come back in input order whatever order they arrive in."""
+        body = we.EmbeddingsRequest(target.model, inputs, dimensions=dimensions if dimensions is not None else UNSET)
+        resp = await self._post("/embeddings", _encode.encode(body), target.timeouts)
+        reply: we.UpstreamEmbeddings = decode_json(_decode_embeddings, await read_body(resp, self.name), self.name)
+        data = sorted(reply.data, key=lambda e: e.index)
+        if [e.index for e in data] != list(range(len(inputs))):
+            raise UpstreamInvalidResponse(
+                f"provider '{self.name}' returned {len(data)} embeddings that do not match {len(inputs)} inputs"
+            )
+        # Some compatible servers report zero or no usage; every non-empty input costs tokens.
+        if reply.usage is not None and reply.usage.prompt_tokens:
+            usage = openai_usage(reply.usage)
+        else:
+            usage = Usage(input_tokens=estimate_tokens(sum(map(len, inputs))), estimated=True)
+        return EmbeddingResult([e.embedding for e in data], reply.model or target.model, usage)
 
 
 class OpenAICompatibleProvider(OpenAIProvider):

@@ -225,3 +225,97 @@ class CompletionView(msgspec.Struct):
 
     usage: Usage | None = None
     choices: list[_ResponseChoiceView] = []
+
+
+# ---- what the IR path sends upstream and reads back ---------------------------------------
+# The request Structs above omit defaults, which drops fields OpenAI requires when their
+# value is the default; these subclasses always send them.
+
+class ToolParam(Tool, omit_defaults=False):
+    """A tool that always carries ``"type": "function"``."""
+
+
+class NamedToolChoiceParam(NamedToolChoice, omit_defaults=False):
+    """A named tool choice that always carries ``"type": "function"``."""
+
+
+class JSONSchemaParam(JSONSchemaFormat):
+    """``json_schema`` as the gateway sends it: ``name`` has no default, so ``omit_defaults``
+    never drops it (OpenAI requires it, and ``"response"`` would equal the base default)."""
+
+    name: str
+
+
+class UpstreamMessage(msgspec.Struct):
+    """A completion's message, leniently: compatible servers omit what OpenAI always sends.
+
+    ``reasoning_content`` is vLLM's and DeepSeek's field; newer vLLM, Ollama and
+    OpenRouter call it ``reasoning``.
+    """
+
+    content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+
+class UpstreamChoice(msgspec.Struct):
+    message: UpstreamMessage
+    finish_reason: str | None = None
+    index: int = 0
+
+
+class UpstreamCompletion(msgspec.Struct):
+    """A ``chat.completion`` body as the OpenAI provider adapter reads it."""
+
+    choices: list[UpstreamChoice]
+    id: str = ""
+    model: str = ""
+    created: int = 0
+    usage: Usage | None = None
+
+
+class UpstreamFunctionDelta(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class UpstreamToolCallDelta(msgspec.Struct):
+    index: int = 0
+    id: str | None = None
+    function: UpstreamFunctionDelta | None = None
+
+
+class UpstreamDelta(msgspec.Struct):
+    """A stream delta; OpenAI sends ``"content": null`` beside tool calls, so every field is nullable."""
+
+    content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    refusal: str | None = None
+    tool_calls: list[UpstreamToolCallDelta] | None = None
+
+
+class UpstreamChunkChoice(msgspec.Struct):
+    delta: UpstreamDelta | None = None
+    finish_reason: str | None = None
+    index: int = 0
+
+
+class UpstreamErrorDetail(msgspec.Struct):
+    """An error inside a 200 stream. ``code`` is a string at OpenAI, the HTTP status at vLLM."""
+
+    message: str | None = None
+    type: str | None = None
+    code: str | int | None = None
+
+
+class UpstreamChunk(msgspec.Struct):
+    """One ``chat.completion.chunk`` data event, or an ``{"error": ...}`` event."""
+
+    id: str = ""
+    model: str = ""
+    choices: list[UpstreamChunkChoice] = []
+    usage: Usage | None = None
+    error: UpstreamErrorDetail | str | None = None

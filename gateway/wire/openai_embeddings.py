@@ -51,3 +51,16 @@ class EmbeddingsView(msgspec.Struct):
     """What the gateway reads of an upstream embeddings response."""
 
     usage: Usage | None = None
+
+
+class UpstreamEmbedding(msgspec.Struct):
+    index: int
+    embedding: list[float]
+
+
+class UpstreamEmbeddings(msgspec.Struct):
+    """An embeddings body as the OpenAI provider adapter reads it (floats asked for; usage optional)."""
+
+    data: list[UpstreamEmbedding]
+    model: str = ""
+    usage: Usage | None = None
