@@ -176,6 +176,37 @@ class BatchEmbedContentsResponse(_Wire):
     embeddings: list[ContentEmbedding] = []
 
 
+# ---- as callers send them (client side) ----------------------------------------------------
+
+class EmbedContentBody(_Wire):
+    """An embedContent body, or one entry of batchEmbedContents, from a caller: the URL names the model."""
+
+    content: Content
+    model: str | UnsetType = UNSET
+    task_type: str | UnsetType = UNSET
+    title: str | UnsetType = UNSET
+    output_dimensionality: int | UnsetType = UNSET
+
+
+class BatchEmbedContentsBody(_Wire):
+    requests: list[EmbedContentBody]
+
+
+class EmbedContentResponse(_Wire):
+    embedding: ContentEmbedding
+
+
+class CountTokensRequest(_Wire):
+    """countTokens takes ``contents`` alone, or a whole ``generateContentRequest``."""
+
+    contents: list[Content] | UnsetType = UNSET
+    generate_content_request: GenerateContentRequest | UnsetType = UNSET
+
+
+class CountTokensResponse(_Wire):
+    total_tokens: int
+
+
 # Decoders are built once and reused.
 request_decoder = msgspec.json.Decoder(GenerateContentRequest)
 response_decoder = msgspec.json.Decoder(GenerateContentResponse)
