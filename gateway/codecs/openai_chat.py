@@ -257,6 +257,10 @@ class OpenAIChatStreamEncoder:
                 self.usage = ev.usage
         return b"".join(out)
 
+    @staticmethod
+    def error_event(err: GatewayError) -> bytes:
+        return stream_error_event(err)
+
     def finish(self) -> bytes:
         """The finish chunk, the usage chunk when asked for, and [DONE]."""
         out = [] if self._started else [self.start()]
@@ -271,3 +275,4 @@ class OpenAIChatStreamEncoder:
 def stream_error_event(err: GatewayError) -> bytes:
     """An error inside a stream that already started: OpenAI sends an error object as a data event."""
     return encode_sse(openai_error_body(err))
+

@@ -23,7 +23,7 @@ log = logging.getLogger("gateway.server")
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client closed the connection"
 JSON = "application/json"
-SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
+SSE = "text/event-stream"
 
 
 def record_usage(ctx: RequestContext, usage: Usage | None, input_chars: Callable[[], int], output_chars: int) -> None:
@@ -45,8 +45,10 @@ def json_reply(ctx: RequestContext, body: bytes, status: int = 200) -> web.Respo
     return web.Response(body=body, status=status, content_type=JSON, headers={"x-request-id": ctx.request_id})
 
 
-def _sse_response(ctx: RequestContext) -> web.StreamResponse:
-    return web.StreamResponse(status=200, headers={**SSE_HEADERS, "x-request-id": ctx.request_id})
+def _stream_response(ctx: RequestContext, content_type: str) -> web.StreamResponse:
+    headers = {"content-type": content_type, "cache-control": "no-cache", "x-accel-buffering": "no",
+               "x-request-id": ctx.request_id}
+    return web.StreamResponse(status=200, headers=headers)
 
 
 def _stream_failed(ctx: RequestContext, err: GatewayError) -> None:
@@ -62,12 +64,12 @@ def _client_gone(ctx: RequestContext) -> None:
 
 async def relay_raw_stream(
     request: web.Request, ctx: RequestContext, reply: RawStream,
-    error_event: Callable[[GatewayError], bytes], input_chars: Callable[[], int],
+    error_event: Callable[[GatewayError], bytes], input_chars: Callable[[], int], content_type: str = SSE,
 ) -> web.StreamResponse:
     """Relay an upstream stream in the caller's own format, sniffing usage on the way."""
     sniffer = reply.sniffer
     stream = reply.stream
-    resp = _sse_response(ctx)
+    resp = _stream_response(ctx, content_type)
     try:
         await resp.prepare(request)
         ctx.record.status_code = 200
@@ -79,6 +81,8 @@ async def relay_raw_stream(
         tail = sniffer.finish()
         if tail:
             await resp.write(tail)
+        if sniffer.error is not None:  # the upstream's own error event, relayed as sent
+            _stream_failed(ctx, sniffer.error)
     except GatewayError as err:
         _stream_failed(ctx, err)
         await _write_quietly(resp, error_event(err))
@@ -97,7 +101,7 @@ async def relay_raw_stream(
 
 async def stream_events(
     request: web.Request, ctx: RequestContext, reply: EventStream, encoder, error_event: Callable[[GatewayError], bytes],  # type: ignore[no-untyped-def]
-    input_chars: Callable[[], int],
+    input_chars: Callable[[], int], content_type: str = SSE,
 ) -> web.StreamResponse:
     """Encode IR stream events into the caller's format as they arrive.
 
@@ -105,7 +109,7 @@ async def stream_events(
     ``output_chars`` read after the stream.
     """
     stream = reply.stream
-    resp = _sse_response(ctx)
+    resp = _stream_response(ctx, content_type)
     try:
         await resp.prepare(request)
         ctx.record.status_code = 200

@@ -7,53 +7,22 @@ import uuid
 from aiohttp import web
 
 from gateway.codecs import openai_chat, openai_embeddings
-from gateway.config import EndpointConfig
-from gateway.errors import BadRequest, EndpointNotFound, PayloadTooLarge
-from gateway.pipeline.call import Call, RequestContext
 from gateway.pipeline import passthrough
+from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import chat_attempt, openai_embeddings_attempt
-from gateway.pipeline.replies import EmbeddingReply, EventStream, RawReply, RawStream, ResultReply
-from gateway.server.responding import json_reply, record_usage, relay_raw_stream, stream_events
-from gateway.state import CONFIG, CONTEXT, ENDPOINTS, ROUTER
+from gateway.pipeline.replies import EmbeddingReply, RawReply
+from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
+from gateway.server.responding import json_reply, record_usage
+from gateway.state import CONTEXT, ENDPOINTS, ROUTER
 
 
-_OPENAI_CHAT = chat_attempt(passthrough.openai_chat)
-
-
-async def read_body(request: web.Request) -> bytes:
-    """The request body, refusing oversized ones before reading them where the length is known."""
-    limit = request.app[CONFIG].server.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"Request body is larger than the {limit} byte limit")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"Request body is larger than the {limit} byte limit") from None
-
-
-def find_endpoint(request: web.Request, ctx: RequestContext, name: str, task: str) -> EndpointConfig:
-    endpoint = request.app[ENDPOINTS].get(name)
-    if endpoint is None:
-        raise EndpointNotFound(f"Endpoint '{name}' does not exist", param="model")
-    ctx.record.endpoint = endpoint.name
-    if endpoint.task != task:
-        raise BadRequest(f"Endpoint '{name}' serves {endpoint.task}, not {task}", param="model")
-    return endpoint
-
-
-def session_of(request: web.Request, endpoint: EndpointConfig) -> str | None:
-    """The session-affinity key, if the endpoint names a session header and it was sent."""
-    header = endpoint.routing.session_header
-    return request.headers.get(header) if header else None
-
-
-def _input_chars(call: Call):  # type: ignore[no-untyped-def]
-    def count() -> int:
-        try:
-            return call.ir.prompt_chars()
-        except BadRequest:
-            return len(call.body)
-    return count
+OPENAI_CHAT = ChatAPI(
+    attempt=chat_attempt(passthrough.openai_chat),
+    encode_result=openai_chat.encode_result,
+    stream_encoder=lambda call: openai_chat.OpenAIChatStreamEncoder(
+        f"chatcmpl-{uuid.uuid4().hex}", call.endpoint.name, call.include_usage),
+    raw_error_event=openai_chat.stream_error_event,
+)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -61,25 +30,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_body(request)
     view = openai_chat.decode_view(body)
     endpoint = find_endpoint(request, ctx, view.model, "chat")
-    stream = bool(view.stream)
-    ctx.record.streaming = stream
     include_usage = bool(view.stream_options and view.stream_options.include_usage)
-    call = Call(ctx, endpoint, body, stream=stream, include_usage=include_usage, decode=openai_chat.decode_request,
-                session=session_of(request, endpoint))
-    reply = await request.app[ROUTER].route(call, _OPENAI_CHAT)
-    if isinstance(reply, RawReply):
-        record_usage(ctx, reply.usage, _input_chars(call), reply.output_chars)
-        return json_reply(ctx, reply.body)
-    if isinstance(reply, ResultReply):
-        result = reply.result
-        record_usage(ctx, result.usage, _input_chars(call), result.output_chars())
-        return json_reply(ctx, openai_chat.encode_result(result, endpoint.name))
-    if isinstance(reply, RawStream):
-        return await relay_raw_stream(request, ctx, reply, openai_chat.stream_error_event, _input_chars(call))
-    if isinstance(reply, EventStream):
-        encoder = openai_chat.OpenAIChatStreamEncoder(f"chatcmpl-{uuid.uuid4().hex}", endpoint.name, include_usage)
-        return await stream_events(request, ctx, reply, encoder, openai_chat.stream_error_event, _input_chars(call))
-    raise AssertionError(f"unexpected reply {type(reply).__name__}")
+    call = Call(ctx, endpoint, body, stream=bool(view.stream), include_usage=include_usage,
+                decode=openai_chat.decode_request, session=session_of(request, endpoint))
+    return await serve_chat(request, OPENAI_CHAT, call)
 
 
 async def embeddings(request: web.Request) -> web.Response:

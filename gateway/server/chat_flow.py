@@ -1,0 +1,106 @@
+"""The path every chat API shares, whatever its wire format: read the body, find the
+endpoint, route the call, and write the reply in the caller's format.
+
+A client API is described once, as a ``ChatAPI``: its attempt (passthrough or
+translation), how to encode a complete result, and how to encode a stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from aiohttp import web
+
+from gateway.config import EndpointConfig
+from gateway.errors import BadRequest, EndpointNotFound, GatewayError, PayloadTooLarge
+from gateway.ir import ChatResult, StreamEvent, Usage
+from gateway.pipeline.call import Call, RequestContext
+from gateway.pipeline.dispatch import Attempt
+from gateway.pipeline.replies import EventStream, RawReply, RawStream, ResultReply
+from gateway.server.responding import SSE, json_reply, record_usage, relay_raw_stream, stream_events
+from gateway.state import CONFIG, ENDPOINTS, ROUTER
+
+
+class StreamEncoder(Protocol):
+    usage: Usage | None
+    output_chars: int
+
+    def encode(self, events: list[StreamEvent]) -> bytes: ...
+    def finish(self) -> bytes: ...
+    def error_event(self, err: GatewayError) -> bytes: ...
+
+
+class ChatAPI:
+    """How one client API is served."""
+
+    __slots__ = ("attempt", "encode_result", "stream_encoder", "raw_error_event", "stream_content_type")
+
+    def __init__(
+        self, *, attempt: Attempt, encode_result: Callable[[ChatResult, str], bytes],
+        stream_encoder: Callable[[Call], StreamEncoder], raw_error_event: Callable[[GatewayError], bytes],
+        stream_content_type: Callable[[Call], str] = lambda call: SSE,
+    ) -> None:
+        self.attempt = attempt
+        self.encode_result = encode_result  # (result, endpoint name) -> body
+        self.stream_encoder = stream_encoder
+        self.raw_error_event = raw_error_event  # an in-stream error for a relayed stream
+        self.stream_content_type = stream_content_type
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, refusing oversized ones before reading them where the length is known."""
+    limit = request.app[CONFIG].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"Request body is larger than the {limit} byte limit")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"Request body is larger than the {limit} byte limit") from None
+
+
+def find_endpoint(request: web.Request, ctx: RequestContext, name: str, task: str) -> EndpointConfig:
+    """The endpoint a request names, recorded on the usage row; 404 or 400 in the caller's shape."""
+    endpoint = request.app[ENDPOINTS].get(name)
+    if endpoint is None:
+        raise EndpointNotFound(f"Endpoint '{name}' does not exist", param="model")
+    ctx.record.endpoint = endpoint.name
+    if endpoint.task != task:
+        raise BadRequest(f"Endpoint '{name}' serves {endpoint.task}, not {task}", param="model")
+    return endpoint
+
+
+def session_of(request: web.Request, endpoint: EndpointConfig) -> str | None:
+    """The session-affinity key, if the endpoint names a session header and it was sent."""
+    header = endpoint.routing.session_header
+    return request.headers.get(header) if header else None
+
+
+def input_chars(call: Call) -> Callable[[], int]:
+    """Prompt characters for a token estimate, computed only if the provider reported none."""
+    def count() -> int:
+        try:
+            return call.ir.prompt_chars()
+        except BadRequest:
+            return len(call.body)
+    return count
+
+
+async def serve_chat(request: web.Request, api: ChatAPI, call: Call) -> web.StreamResponse:
+    """Route ``call`` and answer in the caller's format."""
+    ctx = call.ctx
+    ctx.record.streaming = call.stream
+    reply = await request.app[ROUTER].route(call, api.attempt)
+    if isinstance(reply, RawReply):
+        record_usage(ctx, reply.usage, input_chars(call), reply.output_chars)
+        return json_reply(ctx, reply.body)
+    if isinstance(reply, ResultReply):
+        record_usage(ctx, reply.result.usage, input_chars(call), reply.result.output_chars())
+        return json_reply(ctx, api.encode_result(reply.result, call.endpoint.name))
+    content_type = api.stream_content_type(call)
+    if isinstance(reply, RawStream):
+        return await relay_raw_stream(request, ctx, reply, api.raw_error_event, input_chars(call), content_type)
+    if isinstance(reply, EventStream):
+        encoder = api.stream_encoder(call)
+        return await stream_events(request, ctx, reply, encoder, encoder.error_event, input_chars(call), content_type)
+    raise AssertionError(f"unexpected reply {type(reply).__name__}")
