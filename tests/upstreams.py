@@ -184,7 +184,7 @@ def gemini_app(rec: Recorder) -> web.Application:
         if method == "batchEmbedContents":
             return web.json_response({"embeddings": [{"values": [0.25, 0.75]} for _ in body["requests"]]})
         if model in ("tool", "parallel"):
-            parts = [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "sig-1"}]
+            parts = [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "c2lnLTE="}]
             if model == "parallel":
                 parts.append({"functionCall": {"name": "get_time", "args": {"zone": "CET"}}})
         else:

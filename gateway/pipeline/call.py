@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from gateway.sinks.records import UsageRecord
@@ -32,6 +34,9 @@ class RequestContext:
             self.record.time_to_first_byte_ms = round((self.first_byte_at - self.started) * 1000, 3)
 
 
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
 class Call:
     """An LLM request on its way through the pipeline.
 
@@ -40,11 +45,15 @@ class Call:
     ChatRequest for chat APIs and an EmbeddingsInput for embeddings).
     """
 
-    __slots__ = ("ctx", "endpoint", "body", "stream", "include_usage", "session", "_decode", "_ir")
+    __slots__ = ("ctx", "endpoint", "body", "stream", "include_usage", "session", "headers", "query", "_decode", "_ir")
 
     def __init__(self, ctx: RequestContext, endpoint: EndpointConfig, body: bytes, *, stream: bool,
-                 include_usage: bool, decode, session: str | None = None) -> None:  # type: ignore[no-untyped-def]
+                 include_usage: bool, decode, session: str | None = None,  # type: ignore[no-untyped-def]
+                 headers: Mapping[str, str] = _EMPTY, query: Mapping[str, str] = _EMPTY) -> None:
         self.ctx = ctx
+        #: The caller's request headers and query, for passthroughs that forward some of them.
+        self.headers = headers
+        self.query = query
         #: The session-affinity key, when the endpoint names a session header and the caller sent it.
         self.session = session
         self.endpoint = endpoint

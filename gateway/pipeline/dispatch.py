@@ -7,11 +7,8 @@ from collections.abc import Awaitable, Callable
 
 from gateway.errors import BadRequest, UpstreamInvalidResponse
 from gateway.pipeline.call import Call
-from gateway.pipeline.replies import EmbeddingReply, EventStream, RawReply, Reply, ResultReply
+from gateway.pipeline.replies import EmbeddingReply, EventStream, Reply, ResultReply
 from gateway.providers.base import Provider, Target
-from gateway.providers.http import read_body
-from gateway.providers.openai import OpenAIProvider
-from gateway.streaming.passthrough import rewrite_request, sniff_embeddings
 from gateway.wire.openai_embeddings import EmbeddingsInput
 
 #: A same-format passthrough: the reply, or None when the provider speaks another format.
@@ -36,12 +33,8 @@ def chat_attempt(passthrough: Passthrough) -> Attempt:
     return attempt
 
 
-async def openai_embeddings_attempt(call: Call, provider: Provider, target: Target) -> Reply:
-    """An Embeddings call: bytes through to OpenAI-format providers, IR to the rest."""
-    if isinstance(provider, OpenAIProvider):
-        resp = await provider.passthrough("/embeddings", rewrite_request(call.body, target.model), target.timeouts)
-        data = await read_body(resp, provider.name)
-        return RawReply(data, sniff_embeddings(data, provider.name), 0)
+async def translate_embeddings(call: Call, provider: Provider, target: Target) -> Reply:
+    """Embeddings through the IR: ``call.ir`` is an EmbeddingsInput."""
     inputs: EmbeddingsInput = call.ir
     if not all(isinstance(i, str) for i in inputs.input):
         raise BadRequest(f"provider '{provider.name}' takes text input only, not token arrays", param="input")
@@ -49,3 +42,13 @@ async def openai_embeddings_attempt(call: Call, provider: Provider, target: Targ
     if len(result.vectors) != len(inputs.input):
         raise UpstreamInvalidResponse(f"provider '{provider.name}' returned {len(result.vectors)} embeddings for {len(inputs.input)} inputs")
     return EmbeddingReply(result)
+
+
+def embeddings_attempt(passthrough: Passthrough | None = None) -> Attempt:
+    """An attempt for an embeddings API: its passthrough where it applies, else translation."""
+
+    async def attempt(call: Call, provider: Provider, target: Target) -> Reply:
+        reply = await passthrough(call, provider, target) if passthrough is not None else None
+        return reply if reply is not None else await translate_embeddings(call, provider, target)
+
+    return attempt

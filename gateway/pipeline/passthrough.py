@@ -8,8 +8,11 @@ from gateway.pipeline.call import Call
 from gateway.pipeline.replies import RawReply, RawStream, Reply
 from gateway.providers.base import Provider, ProviderStream, Target
 from gateway.providers.http import iter_chunks, read_body
+from gateway.providers import gemini as gemini_provider
+from gateway.providers.gemini import GeminiProvider, GeminiStreamDecoder
 from gateway.providers.openai import OpenAIProvider
-from gateway.streaming.passthrough import ChatStreamSniffer, rewrite_request, sniff_completion
+from gateway.streaming.passthrough import ChatStreamSniffer, rewrite_request, sniff_completion, sniff_embeddings
+from gateway.streaming.sniff import EventSniffer
 
 
 async def openai_chat(call: Call, provider: Provider, target: Target) -> Reply | None:
@@ -24,3 +27,28 @@ async def openai_chat(call: Call, provider: Provider, target: Target) -> Reply |
     data = await read_body(resp, provider.name)
     usage, chars = sniff_completion(data, provider.name)
     return RawReply(data, usage, chars)
+
+
+async def openai_embeddings(call: Call, provider: Provider, target: Target) -> Reply | None:
+    """Embeddings to an OpenAI or OpenAI-compatible server."""
+    if not isinstance(provider, OpenAIProvider):
+        return None
+    resp = await provider.passthrough("/embeddings", rewrite_request(call.body, target.model), target.timeouts)
+    data = await read_body(resp, provider.name)
+    return RawReply(data, sniff_embeddings(data, provider.name), 0)
+
+
+async def gemini(call: Call, provider: Provider, target: Target) -> Reply | None:
+    """generateContent to a Gemini provider: the body goes as it came (the model is in the
+    URL). JSON-array streams are re-encoded instead, from the SSE the provider is asked for."""
+    sse = call.query.get("alt") == "sse"
+    if not isinstance(provider, GeminiProvider) or (call.stream and not sse):
+        return None
+    method = "streamGenerateContent" if call.stream else "generateContent"
+    resp = await provider.passthrough(method, call.body, target, sse=True)
+    if call.stream:
+        return RawStream(ProviderStream(iter_chunks(resp, provider.name), resp),
+                         EventSniffer(GeminiStreamDecoder(provider.name)))
+    data = await read_body(resp, provider.name)
+    result = gemini_provider.decode_result(data, target.model, provider.name)
+    return RawReply(data, result.usage, result.output_chars())

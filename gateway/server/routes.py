@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.server import ops, unified
+from gateway.server import gemini_api, ops, unified
 
 PREFIXES = ("", "/ai-gateway")
 
@@ -14,6 +14,7 @@ CHAT_PATHS = (
 )
 EMBEDDINGS_PATHS = ("/mlflow/v1/embeddings", "/v1/embeddings", "/serving-endpoints/embeddings", "/openai/v1/embeddings")
 MODELS_PATHS = ("/mlflow/v1/models", "/v1/models", "/openai/v1/models")
+GEMINI_VERSIONS = ("v1beta", "v1")  # google-genai 3.x calls /v1, Gemini CLI /v1beta
 
 
 def add_routes(app: web.Application) -> None:
@@ -22,6 +23,9 @@ def add_routes(app: web.Application) -> None:
         routes += [web.post(prefix + p, unified.chat_completions) for p in CHAT_PATHS]
         routes += [web.post(prefix + p, unified.embeddings) for p in EMBEDDINGS_PATHS]
         routes += [web.get(prefix + p, unified.list_models, allow_head=False) for p in MODELS_PATHS]
+        for version in GEMINI_VERSIONS:
+            routes.append(web.post(f"{prefix}/gemini/{version}/models/{{call}}", gemini_api.call_model))
+            routes.append(web.get(f"{prefix}/gemini/{version}/models", gemini_api.list_models, allow_head=False))
     routes += [
         web.get("/healthz", ops.healthz, allow_head=False),
         web.get("/readyz", ops.readyz, allow_head=False),

@@ -9,7 +9,7 @@ from aiohttp import web
 from gateway.codecs import openai_chat, openai_embeddings
 from gateway.pipeline import passthrough
 from gateway.pipeline.call import Call
-from gateway.pipeline.dispatch import chat_attempt, openai_embeddings_attempt
+from gateway.pipeline.dispatch import chat_attempt, embeddings_attempt
 from gateway.pipeline.replies import EmbeddingReply, RawReply
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import json_reply, record_usage
@@ -23,6 +23,9 @@ OPENAI_CHAT = ChatAPI(
         f"chatcmpl-{uuid.uuid4().hex}", call.endpoint.name, call.include_usage),
     raw_error_event=openai_chat.stream_error_event,
 )
+
+
+_OPENAI_EMBEDDINGS = embeddings_attempt(passthrough.openai_embeddings)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -42,7 +45,7 @@ async def embeddings(request: web.Request) -> web.Response:
     parsed = openai_embeddings.decode_request(body)
     endpoint = find_endpoint(request, ctx, parsed.model, "embeddings")
     call = Call(ctx, endpoint, body, stream=False, include_usage=False, decode=lambda _: parsed)
-    reply = await request.app[ROUTER].route(call, openai_embeddings_attempt)
+    reply = await request.app[ROUTER].route(call, _OPENAI_EMBEDDINGS)
     chars = sum(len(i) for i in parsed.input if isinstance(i, str))
     if isinstance(reply, RawReply):
         record_usage(ctx, reply.usage, lambda: chars, 0)

@@ -249,3 +249,100 @@ block_decoder = msgspec.json.Decoder(ContentBlock)
 event_decoder = msgspec.json.Decoder(StreamEvent)
 head_decoder = msgspec.json.Decoder(EventHead)
 encoder = msgspec.json.Encoder()
+
+
+# ---- client side: what callers send, what the gateway serves them --------------------------
+# Callers send more than the provider path above ever encodes: a role "system" message
+# (Claude Code), server tools without input_schema, block types the IR cannot carry. So the
+# client codec reads content blocks as Raw, one by one, and skips what it does not know.
+
+class CallerMessage(_Wire):
+    role: Literal["user", "assistant", "system"]
+    content: str | list[msgspec.Raw]
+
+
+class CallerTool(_Wire):
+    name: str
+    input_schema: msgspec.Raw | UnsetType = UNSET  # absent on server tools (web_search_..., bash_...)
+    description: str | None = None
+
+
+class CallerToolResultBlock(_Wire, tag="tool_result", tag_field="type"):
+    tool_use_id: str
+    content: str | list[msgspec.Raw] | None = None  # blocks of any type, not just text and image
+    is_error: bool | None = None
+
+
+CallerBlock = (
+    TextBlock | ImageBlock | ToolUseBlock | CallerToolResultBlock | ThinkingBlock | RedactedThinkingBlock
+)
+
+
+class CallerMetadata(_Wire):
+    user_id: str | None = None
+
+
+class CallerRequest(_Wire):
+    """A Messages (or count_tokens) request as a caller sends it; fields left out are ignored."""
+
+    model: str
+    messages: list[CallerMessage]
+    max_tokens: int | None = None  # required on /v1/messages; the codec says so by name
+    system: str | list[TextBlock] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop_sequences: list[str] | None = None
+    stream: bool | None = None
+    tools: list[CallerTool] | None = None
+    tool_choice: ToolChoice | None = None
+    metadata: CallerMetadata | None = None
+
+
+class _Reply(msgspec.Struct, frozen=True):
+    """No omit_defaults: Anthropic always sends these fields, null or empty included."""
+
+
+class ReplyThinkingBlock(_Reply, tag="thinking", tag_field="type"):
+    thinking: str
+    signature: str
+
+
+class ReplyUsage(_Reply):
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+
+
+class ReplyMessage(_Reply, tag="message", tag_field="type", kw_only=True):
+    id: str
+    role: str = "assistant"
+    model: str
+    content: list[TextBlock | ToolUseBlock | ReplyThinkingBlock | RedactedThinkingBlock]
+    stop_reason: str | None
+    stop_sequence: str | None = None
+    usage: ReplyUsage
+
+
+class ReplyMessageStart(_Reply, tag="message_start", tag_field="type"):
+    message: ReplyMessage
+
+
+class ReplyStop(_Reply):
+    stop_reason: str
+    stop_sequence: str | None = None
+
+
+class ReplyMessageDelta(_Reply, tag="message_delta", tag_field="type"):
+    delta: ReplyStop
+    usage: ReplyUsage  # cumulative: the final counts
+
+
+class CountTokensReply(_Reply):
+    input_tokens: int
+
+
+caller_request_decoder = msgspec.json.Decoder(CallerRequest)
+caller_block_decoder = msgspec.json.Decoder(CallerBlock)
+tool_result_item_decoder = msgspec.json.Decoder(TextBlock | ImageBlock)
+type_head_decoder = msgspec.json.Decoder(TypeHead)
