@@ -22,7 +22,8 @@ from gateway.server.routes import add_routes
 from gateway.sinks.postgres import PostgresUsageSink
 from gateway.sinks.sqlite import SQLiteUsageSink
 from gateway.sinks.writer import BatchWriter, UsageSink
-from gateway.state import CONFIG, ENDPOINTS, HTTP, PROVIDERS, ROUTER, TOKENS, WRITER
+from gateway.responses_store import ResponseStore
+from gateway.state import CONFIG, ENDPOINTS, HTTP, PROVIDERS, RESPONSES, ROUTER, TOKENS, WRITER
 
 
 def make_sink(config: GatewayConfig) -> UsageSink:
@@ -64,6 +65,7 @@ def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: ran
     app[CONFIG] = config
     app[ENDPOINTS] = config.endpoint_map()
     app[TOKENS] = tokens if tokens is not None else TokenStore(config.tokens)
+    app[RESPONSES] = ResponseStore(config.server.responses_retention_s, config.server.responses_max_stored)
     app.cleanup_ctx.extend([_http(rng), _usage_writer])
     add_routes(app)
     return app

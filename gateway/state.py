@@ -9,6 +9,7 @@ from gateway.pipeline.call import RequestContext
 from gateway.pipeline.routing import Router
 from gateway.providers.base import Provider
 from gateway.providers.http import HttpClients
+from gateway.responses_store import ResponseStore
 from gateway.server.auth import TokenStore
 from gateway.sinks.writer import BatchWriter
 
@@ -17,6 +18,7 @@ ENDPOINTS = web.AppKey("endpoints", dict[str, EndpointConfig])
 HTTP = web.AppKey("http", HttpClients)
 PROVIDERS = web.AppKey("providers", dict[str, Provider])
 ROUTER = web.AppKey("router", Router)
+RESPONSES = web.AppKey("responses", ResponseStore)
 TOKENS = web.AppKey("tokens", TokenStore)
 WRITER = web.AppKey("usage_writer", BatchWriter)
 

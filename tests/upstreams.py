@@ -119,9 +119,40 @@ def openai_app(rec: Recorder, *, key: str = UPSTREAM_KEY) -> web.Application:
                                   "data": [{"object": "embedding", "index": i, "embedding": [0.5, -0.5]} for i in range(len(inputs))],
                                   "usage": {"prompt_tokens": 5, "total_tokens": 5}})
 
+    async def responses(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        _record(rec, request, body)
+        model = body["model"]
+        if (fail := await _failure(model, rec)) is not None:
+            return fail
+        usage = {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": 6,
+                 "output_tokens_details": {"reasoning_tokens": 1}, "total_tokens": 18}
+        message = {"id": "msg_up", "type": "message", "role": "assistant", "status": "completed",
+                   "content": [{"type": "output_text", "text": "Hello from OpenAI", "annotations": []}]}
+        response = {"id": "resp_up", "object": "response", "created_at": 1, "model": model, "status": "completed",
+                    "output": [message], "usage": usage, "parallel_tool_calls": True, "tool_choice": "auto",
+                    "tools": [], "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
+                    "temperature": 1.0, "top_p": 1.0, "text": {"format": {"type": "text"}}}
+        if not body.get("stream"):
+            return web.json_response(response)
+        seq = iter(range(100))
+        events = [_sse({"type": "response.created", "sequence_number": next(seq),
+                        "response": {**response, "status": "in_progress", "output": [], "usage": None}}, "response.created")]
+        events.append(_sse({"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
+                            "item": {**message, "status": "in_progress", "content": []}}, "response.output_item.added"))
+        events.append(_sse({"type": "response.content_part.added", "sequence_number": next(seq), "item_id": "msg_up",
+                            "output_index": 0, "content_index": 0,
+                            "part": {"type": "output_text", "text": "", "annotations": []}}, "response.content_part.added"))
+        for word in ("Hello", " from", " OpenAI"):
+            events.append(_sse({"type": "response.output_text.delta", "sequence_number": next(seq), "item_id": "msg_up",
+                                "output_index": 0, "content_index": 0, "delta": word, "logprobs": []}, "response.output_text.delta"))
+        events.append(_sse({"type": "response.completed", "sequence_number": next(seq), "response": response}, "response.completed"))
+        return await _stream(request, rec, events, cut=False)
+
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/responses", responses)
     return app
 
 

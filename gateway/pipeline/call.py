@@ -45,12 +45,15 @@ class Call:
     ChatRequest for chat APIs and an EmbeddingsInput for embeddings).
     """
 
-    __slots__ = ("ctx", "endpoint", "body", "stream", "include_usage", "session", "headers", "query", "_decode", "_ir")
+    __slots__ = ("ctx", "endpoint", "body", "stream", "include_usage", "session", "headers", "query", "reply_id",
+                 "_decode", "_ir")
 
     def __init__(self, ctx: RequestContext, endpoint: EndpointConfig, body: bytes, *, stream: bool,
                  include_usage: bool, decode, session: str | None = None,  # type: ignore[no-untyped-def]
-                 headers: Mapping[str, str] = _EMPTY, query: Mapping[str, str] = _EMPTY) -> None:
+                 headers: Mapping[str, str] = _EMPTY, query: Mapping[str, str] = _EMPTY, reply_id: str = "") -> None:
         self.ctx = ctx
+        #: The id the gateway gives a reply it encodes itself (a Responses ``resp_...``).
+        self.reply_id = reply_id
         #: The caller's request headers and query, for passthroughs that forward some of them.
         self.headers = headers
         self.query = query

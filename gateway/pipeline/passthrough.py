@@ -4,6 +4,9 @@ while usage is sniffed from them. Each returns None for a provider of another fo
 
 from __future__ import annotations
 
+import msgspec
+
+from gateway.errors import UpstreamInvalidResponse
 from gateway.pipeline.call import Call
 from gateway.pipeline.replies import RawReply, RawStream, Reply
 from gateway.providers.base import Provider, ProviderStream, Target
@@ -12,6 +15,7 @@ from gateway.providers import gemini as gemini_provider
 from gateway.providers.gemini import GeminiProvider, GeminiStreamDecoder
 from gateway.providers.openai import OpenAIProvider
 from gateway.streaming.passthrough import ChatStreamSniffer, rewrite_request, sniff_completion, sniff_embeddings
+from gateway.streaming.responses_sniff import ResponsesStreamSniffer, decode_response_view
 from gateway.streaming.sniff import EventSniffer
 
 
@@ -52,3 +56,19 @@ async def gemini(call: Call, provider: Provider, target: Target) -> Reply | None
     data = await read_body(resp, provider.name)
     result = gemini_provider.decode_result(data, target.model, provider.name)
     return RawReply(data, result.usage, result.output_chars())
+
+
+async def openai_responses(call: Call, provider: Provider, target: Target) -> Reply | None:
+    """Responses to OpenAI itself (compatible servers rarely serve /responses: they get
+    the request translated to Chat Completions)."""
+    if not isinstance(provider, OpenAIProvider) or provider.config.kind != "openai":
+        return None
+    resp = await provider.passthrough("/responses", rewrite_request(call.body, target.model), target.timeouts)
+    if call.stream:
+        return RawStream(ProviderStream(iter_chunks(resp, provider.name), resp), ResponsesStreamSniffer())
+    data = await read_body(resp, provider.name)
+    try:
+        view = decode_response_view(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise UpstreamInvalidResponse(f"provider '{provider.name}' sent a response that is not a valid JSON object") from None
+    return RawReply(data, view.usage.to_ir() if view.usage else None, 0)

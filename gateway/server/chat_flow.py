@@ -37,12 +37,12 @@ class ChatAPI:
     __slots__ = ("attempt", "encode_result", "stream_encoder", "raw_error_event", "stream_content_type")
 
     def __init__(
-        self, *, attempt: Attempt, encode_result: Callable[[ChatResult, str], bytes],
+        self, *, attempt: Attempt, encode_result: Callable[[Call, ChatResult], bytes],
         stream_encoder: Callable[[Call], StreamEncoder], raw_error_event: Callable[[GatewayError], bytes],
         stream_content_type: Callable[[Call], str] = lambda call: SSE,
     ) -> None:
         self.attempt = attempt
-        self.encode_result = encode_result  # (result, endpoint name) -> body
+        self.encode_result = encode_result
         self.stream_encoder = stream_encoder
         self.raw_error_event = raw_error_event  # an in-stream error for a relayed stream
         self.stream_content_type = stream_content_type
@@ -96,7 +96,7 @@ async def serve_chat(request: web.Request, api: ChatAPI, call: Call) -> web.Stre
         return json_reply(ctx, reply.body)
     if isinstance(reply, ResultReply):
         record_usage(ctx, reply.result.usage, input_chars(call), reply.result.output_chars())
-        return json_reply(ctx, api.encode_result(reply.result, call.endpoint.name))
+        return json_reply(ctx, api.encode_result(call, reply.result))
     content_type = api.stream_content_type(call)
     if isinstance(reply, RawStream):
         return await relay_raw_stream(request, ctx, reply, api.raw_error_event, input_chars(call), content_type)

@@ -28,7 +28,7 @@ def _sse(call: Call) -> bool:
 
 GEMINI = ChatAPI(
     attempt=chat_attempt(passthrough.gemini),
-    encode_result=gemini.encode_result,
+    encode_result=lambda call, result: gemini.encode_result(result, call.endpoint.name),
     stream_encoder=lambda call: gemini.GeminiStreamEncoder(call.endpoint.name, sse=_sse(call)),
     raw_error_event=lambda err: gemini.stream_error_event(err, sse=True),
     stream_content_type=lambda call: SSE if _sse(call) else JSON,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.server import gemini_api, ops, unified
+from gateway.server import gemini_api, ops, responses_api, unified
 
 PREFIXES = ("", "/ai-gateway")
 
@@ -13,6 +13,9 @@ CHAT_PATHS = (
     "/openai/v1/chat/completions", "/cursor/v1/chat/completions",
 )
 EMBEDDINGS_PATHS = ("/mlflow/v1/embeddings", "/v1/embeddings", "/serving-endpoints/embeddings", "/openai/v1/embeddings")
+RESPONSES_PATHS = (
+    "/mlflow/v1/responses", "/v1/responses", "/openai/v1/responses", "/serving-endpoints/responses", "/codex/v1/responses",
+)
 MODELS_PATHS = ("/mlflow/v1/models", "/v1/models", "/openai/v1/models")
 GEMINI_VERSIONS = ("v1beta", "v1")  # google-genai 3.x calls /v1, Gemini CLI /v1beta
 
@@ -22,6 +25,7 @@ def add_routes(app: web.Application) -> None:
     for prefix in PREFIXES:
         routes += [web.post(prefix + p, unified.chat_completions) for p in CHAT_PATHS]
         routes += [web.post(prefix + p, unified.embeddings) for p in EMBEDDINGS_PATHS]
+        routes += [web.post(prefix + p, responses_api.create_response) for p in RESPONSES_PATHS]
         routes += [web.get(prefix + p, unified.list_models, allow_head=False) for p in MODELS_PATHS]
         for version in GEMINI_VERSIONS:
             routes.append(web.post(f"{prefix}/gemini/{version}/models/{{call}}", gemini_api.call_model))

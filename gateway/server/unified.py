@@ -18,7 +18,7 @@ from gateway.state import CONTEXT, ENDPOINTS, ROUTER
 
 OPENAI_CHAT = ChatAPI(
     attempt=chat_attempt(passthrough.openai_chat),
-    encode_result=openai_chat.encode_result,
+    encode_result=lambda call, result: openai_chat.encode_result(result, call.endpoint.name),
     stream_encoder=lambda call: openai_chat.OpenAIChatStreamEncoder(
         f"chatcmpl-{uuid.uuid4().hex}", call.endpoint.name, call.include_usage),
     raw_error_event=openai_chat.stream_error_event,

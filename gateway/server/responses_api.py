@@ -1,0 +1,89 @@
+"""The OpenAI Responses API (``/openai/v1/responses``, ``/v1/responses``, ``/codex/v1/responses``, ...).
+
+To OpenAI itself the request passes through untouched but for ``model``; to any other
+provider it is translated, and the gateway then keeps the conversation (the request's
+input items and the response's output items) so that a later ``previous_response_id``
+works whatever the provider. ``store: false`` keeps nothing. A ``previous_response_id``
+the gateway does not hold goes on as it was: OpenAI holds its own responses, and any
+other provider gets a 400 naming the unknown id.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+
+import msgspec
+from aiohttp import web
+
+from gateway.codecs import openai_responses as codec
+from gateway.ir import ChatResult
+from gateway.pipeline import passthrough
+from gateway.pipeline.call import Call
+from gateway.pipeline.dispatch import chat_attempt
+from gateway.responses_store import ResponseStore
+from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
+from gateway.state import CONTEXT, RESPONSES
+
+
+def _keeps(call: Call) -> bool:
+    return codec.decode_view(call.body).store is not False  # the API's default is to store
+
+
+class _StoringEncoder(codec.ResponsesStreamEncoder):
+    """The stream encoder that keeps the conversation once the stream has ended."""
+
+    def __init__(self, call: Call, store: ResponseStore) -> None:
+        super().__init__(call.reply_id, call.endpoint.name, codec.decode_echo(call.body))
+        self._call = call
+        self._store = store
+
+    def finish(self) -> bytes:
+        out = super().finish()
+        _keep(self._store, self._call, self.result_items)
+        return out
+
+
+def _keep(store: ResponseStore, call: Call, output: list[msgspec.Raw]) -> None:
+    if codec.decode_view(call.body).store is not False:  # the API's default is to store
+        store.put(call.reply_id, [*codec.input_items(call.body), *output])
+
+
+class ResponsesAPI(ChatAPI):
+    """The Responses ChatAPI, keeping what the gateway produces in ``store``."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: ResponseStore) -> None:
+        self.store = store
+        super().__init__(
+            attempt=chat_attempt(passthrough.openai_responses),
+            encode_result=self._encode_result,
+            stream_encoder=lambda call: _StoringEncoder(call, store),
+            raw_error_event=codec.stream_error_event,
+        )
+
+    def _encode_result(self, call: Call, result: ChatResult) -> bytes:
+        _keep(self.store, call, codec.output_items(result, call.reply_id))
+        return codec.encode_result(result, call.endpoint.name, call.reply_id, codec.decode_echo(call.body))
+
+
+@functools.lru_cache(maxsize=8)
+def _api_for(store: ResponseStore) -> ResponsesAPI:
+    """One ResponsesAPI per app (per store), made on first use."""
+    return ResponsesAPI(store)
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    ctx = request[CONTEXT]
+    body = await read_body(request)
+    view = codec.decode_view(body)
+    endpoint = find_endpoint(request, ctx, view.model, "chat")
+    api = _api_for(request.app[RESPONSES])
+    if view.previous_response_id:
+        items = api.store.get(view.previous_response_id)
+        if items is not None:
+            body = codec.expand_input(items, body)
+    call = Call(ctx, endpoint, body, stream=bool(view.stream), include_usage=True, decode=codec.decode_request,
+                session=session_of(request, endpoint), reply_id=f"resp_{uuid.uuid4().hex}")
+    return await serve_chat(request, api, call)
