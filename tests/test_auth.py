@@ -83,6 +83,9 @@ async def test_official_anthropic_and_genai_clients_authenticate(mock_gateway: G
         await client.messages.create(model="mock-chat", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "not_found_error"
     gclient = genai.Client(api_key=TOKEN, http_options={"base_url": mock_gateway.url("/gemini")})
+    reply = await gclient.aio.models.generate_content(model="mock-chat", contents="x")
+    assert reply.text == "Echo: x"
+    bad = genai.Client(api_key="wrong", http_options={"base_url": mock_gateway.url("/gemini")})
     with pytest.raises(genai.errors.ClientError) as ginfo:
-        await gclient.aio.models.generate_content(model="mock-chat", contents="x")
-    assert ginfo.value.code == 404 and ginfo.value.status == "NOT_FOUND"
+        await bad.aio.models.generate_content(model="mock-chat", contents="x")
+    assert ginfo.value.code == 401 and ginfo.value.status == "UNAUTHENTICATED"
