@@ -76,12 +76,10 @@ async def test_sdk_placeholders_never_reach_the_provider(make_gateway, start_ups
 
 
 async def test_official_anthropic_and_genai_clients_authenticate(mock_gateway: Gateway):
-    """The SDKs' auth headers are accepted; the native paths arrive with the native API issue,
-    so today they answer 404 in each vendor's error shape, after authentication."""
+    """Each SDK's own way of sending the key is accepted on its native path."""
     client = anthropic.AsyncAnthropic(base_url=mock_gateway.url("/anthropic"), api_key=TOKEN, max_retries=0)
-    with pytest.raises(anthropic.NotFoundError) as info:
-        await client.messages.create(model="mock-chat", max_tokens=10, messages=[{"role": "user", "content": "x"}])
-    assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "not_found_error"
+    msg = await client.messages.create(model="mock-chat", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    assert msg.content[0].text == "Echo: x"
     gclient = genai.Client(api_key=TOKEN, http_options={"base_url": mock_gateway.url("/gemini")})
     reply = await gclient.aio.models.generate_content(model="mock-chat", contents="x")
     assert reply.text == "Echo: x"

@@ -140,12 +140,6 @@ def _turn(message: w.CallerMessage, where: str, tool_names: dict[str, str]) -> l
     return results
 
 
-def _system(system: str | list[w.TextBlock] | None) -> list[str]:
-    if system is None:
-        return []
-    return [system] if isinstance(system, str) else [b.text for b in system]
-
-
 def _tools(tools: list[w.CallerTool] | None) -> tuple[ToolSpec, ...]:
     # Server tools (web_search_20250305, bash_20250124, text_editor_...) have no input_schema:
     # they run at Anthropic, so no other provider can offer them.
@@ -180,7 +174,7 @@ def _chat_request(body: bytes, require_max_tokens: bool) -> ChatRequest:
         raise BadRequest("max_tokens: Field required", param="max_tokens")
     if not req.messages:
         raise BadRequest("messages: at least one message is required", param="messages")
-    system = _system(req.system)
+    system = [req.system] if isinstance(req.system, str) else [b.text for b in req.system or ()]
     messages: list[Message] = []
     tool_names: dict[str, str] = {}
     for i, m in enumerate(req.messages):
@@ -324,7 +318,7 @@ class AnthropicStreamEncoder:
         self._model = model
         self._started = False
         self._index = 0  # the open block's index, or the next block's
-        self._open: str | None = None  # "text", "thinking", "tool" or None
+        self._open: str | None = None  # "text", "thinking", "redacted", "tool" or None
         self._signed = False  # the open thinking block has its signature
         self._calls: dict[int, _Call] = {}
         self._tool = -1  # IR index of the call whose block is open

@@ -11,7 +11,9 @@ from gateway.pipeline.call import Call
 from gateway.pipeline.replies import RawReply, RawStream, Reply
 from gateway.providers.base import Provider, ProviderStream, Target
 from gateway.providers.http import iter_chunks, read_body
+from gateway.providers import anthropic as anthropic_provider
 from gateway.providers import gemini as gemini_provider
+from gateway.providers.anthropic import AnthropicProvider, AnthropicStreamDecoder
 from gateway.providers.gemini import GeminiProvider, GeminiStreamDecoder
 from gateway.providers.openai import OpenAIProvider
 from gateway.streaming.passthrough import ChatStreamSniffer, rewrite_request, sniff_completion, sniff_embeddings
@@ -72,3 +74,17 @@ async def openai_responses(call: Call, provider: Provider, target: Target) -> Re
     except (msgspec.DecodeError, msgspec.ValidationError):
         raise UpstreamInvalidResponse(f"provider '{provider.name}' sent a response that is not a valid JSON object") from None
     return RawReply(data, view.usage.to_ir() if view.usage else None, 0)
+
+
+async def anthropic(call: Call, provider: Provider, target: Target) -> Reply | None:
+    """Messages to an Anthropic provider, with the caller's version, betas and query."""
+    if not isinstance(provider, AnthropicProvider):
+        return None
+    body = rewrite_request(call.body, target.model)
+    resp = await provider.passthrough(body, target, call.headers, call.query)
+    if call.stream:
+        return RawStream(ProviderStream(iter_chunks(resp, provider.name), resp),
+                         EventSniffer(AnthropicStreamDecoder(provider.name)))
+    data = await read_body(resp, provider.name)
+    result = anthropic_provider.decode_result(data, provider.name)
+    return RawReply(data, result.usage, result.output_chars())

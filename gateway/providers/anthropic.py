@@ -387,7 +387,7 @@ class AnthropicProvider(Provider):
         )
 
     async def passthrough(
-        self, body: bytes, target: Target, caller_headers: Mapping[str, str], query: str = ""
+        self, body: bytes, target: Target, caller_headers: Mapping[str, str], query: Mapping[str, str]
     ) -> aiohttp.ClientResponse:
         """POST a Messages body from an Anthropic-speaking caller, untouched but for ``model``
         (rewritten by the caller of this method). The caller's ``anthropic-version`` and
@@ -398,7 +398,7 @@ class AnthropicProvider(Provider):
             value = caller_headers.get(name)
             if value and name not in self._pinned:
                 headers[name] = value
-        url = self.url.with_query(query) if query else self.url
+        url = self.url.with_query(dict(query)) if query else self.url
         return await send(
             self.session(url), "POST", url, provider=self.name, timeouts=target.timeouts, data=body, headers=headers,
         )

@@ -29,8 +29,8 @@ log = logging.getLogger("gateway.server")
 TAGS_HEADER = "Databricks-Ai-Gateway-Request-Tags"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _tags = msgspec.json.Decoder(dict[str, str])
-#: Paths served without a token and without a usage record.
-OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+#: Paths served without a token and without a usage record (Claude Code probes /anthropic with HEAD).
+OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/anthropic", "/anthropic/"})
 
 
 class _MethodNotAllowed(GatewayError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.server import gemini_api, ops, responses_api, unified
+from gateway.server import anthropic_api, gemini_api, ops, responses_api, unified
 
 PREFIXES = ("", "/ai-gateway")
 
@@ -27,6 +27,13 @@ def add_routes(app: web.Application) -> None:
         routes += [web.post(prefix + p, unified.embeddings) for p in EMBEDDINGS_PATHS]
         routes += [web.post(prefix + p, responses_api.create_response) for p in RESPONSES_PATHS]
         routes += [web.get(prefix + p, unified.list_models, allow_head=False) for p in MODELS_PATHS]
+        routes += [
+            web.post(prefix + "/anthropic/v1/messages", anthropic_api.create_message),
+            web.post(prefix + "/anthropic/v1/messages/count_tokens", anthropic_api.count_tokens),
+            web.get(prefix + "/anthropic/v1/models", anthropic_api.list_models, allow_head=False),
+            web.head(prefix + "/anthropic", anthropic_api.probe),
+            web.head(prefix + "/anthropic/", anthropic_api.probe),
+        ]
         for version in GEMINI_VERSIONS:
             routes.append(web.post(f"{prefix}/gemini/{version}/models/{{call}}", gemini_api.call_model))
             routes.append(web.get(f"{prefix}/gemini/{version}/models", gemini_api.list_models, allow_head=False))
