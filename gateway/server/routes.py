@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.server import anthropic_api, gemini_api, ops, responses_api, unified
+from gateway.server import anthropic_api, gemini_api, ops, responses_api, serving_api, unified
 
 PREFIXES = ("", "/ai-gateway")
 
@@ -33,6 +33,11 @@ def add_routes(app: web.Application) -> None:
             web.get(prefix + "/anthropic/v1/models", anthropic_api.list_models, allow_head=False),
             web.head(prefix + "/anthropic", anthropic_api.probe),
             web.head(prefix + "/anthropic/", anthropic_api.probe),
+        ]
+        routes += [
+            web.post(prefix + "/serving-endpoints/{endpoint}/invocations", serving_api.invocations),
+            web.get(prefix + "/api/2.0/serving-endpoints", serving_api.list_endpoints, allow_head=False),
+            web.get(prefix + "/api/2.0/serving-endpoints/{name}", serving_api.get_endpoint, allow_head=False),
         ]
         for version in GEMINI_VERSIONS:
             routes.append(web.post(f"{prefix}/gemini/{version}/models/{{call}}", gemini_api.call_model))

@@ -40,8 +40,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def embeddings(request: web.Request) -> web.Response:
+    return await serve_embeddings(request, await read_body(request))
+
+
+async def serve_embeddings(request: web.Request, body: bytes) -> web.Response:
+    """An OpenAI-shaped embeddings body, routed and answered in the same shape."""
     ctx = request[CONTEXT]
-    body = await read_body(request)
     parsed = openai_embeddings.decode_request(body)
     endpoint = find_endpoint(request, ctx, parsed.model, "embeddings")
     call = Call(ctx, endpoint, body, stream=False, include_usage=False, decode=lambda _: parsed)

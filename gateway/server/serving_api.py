@@ -1,0 +1,115 @@
+"""Serving-endpoint compatibility: ``POST /serving-endpoints/{endpoint}/invocations``, which
+the MLflow deployments client and the Databricks SDK call, and the endpoint listing under
+``/api/2.0/serving-endpoints``.
+
+The payload's shape picks the task: ``messages`` is chat, ``prompt`` a completion,
+``input`` embeddings. ``client_request_id`` and ``usage_context`` are taken out of the body
+(providers would refuse them) and recorded with the request tags. Errors here use the
+Databricks shape.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from aiohttp import web
+
+from gateway.codecs import openai_chat, openai_completions
+from gateway.errors import BadRequest, EndpointNotFound
+from gateway.pipeline.call import Call
+from gateway.pipeline.dispatch import chat_attempt
+from gateway.codecs.openai_chat import bad_request_from
+from gateway.config import EndpointConfig
+from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
+from gateway.server.unified import OPENAI_CHAT, serve_embeddings
+from gateway.state import CONTEXT, ENDPOINTS
+
+_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_tags = msgspec.json.Decoder(dict[str, str])
+_encode = msgspec.json.Encoder()
+
+
+async def _no_passthrough(call, provider, target):  # type: ignore[no-untyped-def]
+    return None
+
+
+COMPLETIONS = ChatAPI(
+    attempt=chat_attempt(_no_passthrough),
+    encode_result=lambda call, result: openai_completions.encode_result(result, call.endpoint.name),
+    stream_encoder=lambda call: openai_completions.CompletionStreamEncoder(f"cmpl-{uuid.uuid4().hex}", call.endpoint.name),
+    raw_error_event=openai_chat.stream_error_event,
+)
+
+
+def _take_tags(fields: dict[str, msgspec.Raw], tags: dict[str, str]) -> None:
+    try:
+        if "client_request_id" in fields:
+            tags["client_request_id"] = msgspec.json.decode(fields.pop("client_request_id"), type=str)
+        if "usage_context" in fields:
+            tags.update(_tags.decode(fields.pop("usage_context")))
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"client_request_id must be a string and usage_context a map of strings: {exc}") from None
+
+
+async def invocations(request: web.Request) -> web.StreamResponse:
+    ctx = request[CONTEXT]
+    name = request.match_info["endpoint"]
+    body = await read_body(request)
+    try:
+        fields = _fields.decode(body)
+    except msgspec.DecodeError as exc:
+        raise bad_request_from(exc) from None
+    tags = dict(ctx.record.request_tags)
+    _take_tags(fields, tags)
+    ctx.record.request_tags = tags
+    fields["model"] = msgspec.Raw(_encode.encode(name))
+    body = _encode.encode(fields)
+    if "input" in fields and "messages" not in fields:
+        return await serve_embeddings(request, body)
+    if "messages" in fields:
+        view = openai_chat.decode_view(body)
+        endpoint = find_endpoint(request, ctx, name, "chat")
+        include_usage = bool(view.stream_options and view.stream_options.include_usage)
+        call = Call(ctx, endpoint, body, stream=bool(view.stream), include_usage=include_usage,
+                    decode=openai_chat.decode_request, session=session_of(request, endpoint))
+        return await serve_chat(request, OPENAI_CHAT, call)
+    if "prompt" in fields:
+        endpoint = find_endpoint(request, ctx, name, "chat")
+        request_ir = openai_completions.decode_request(body)
+        call = Call(ctx, endpoint, body, stream=request_ir.stream, include_usage=True, decode=lambda _: request_ir,
+                    session=session_of(request, endpoint))
+        return await serve_chat(request, COMPLETIONS, call)
+    raise BadRequest("The payload needs 'messages' (chat), 'prompt' (completions) or 'input' (embeddings)")
+
+
+def _describe(endpoint: EndpointConfig) -> dict:  # type: ignore[type-arg]
+    return {
+        "name": endpoint.name,
+        "state": {"ready": "READY", "config_update": "NOT_UPDATING"},
+        "task": "llm/v1/embeddings" if endpoint.task == "embeddings" else "llm/v1/chat",
+        "config": {
+            "served_entities": [
+                {"name": e.key, "external_model": {"provider": e.provider, "name": e.model, "task": endpoint.task}}
+                for e in endpoint.served_entities
+            ],
+            "traffic_config": {"routes": [
+                {"served_model_name": e.key, "traffic_percentage": e.weight if e.weight is not None else 100}
+                for e in endpoint.served_entities
+            ]},
+        },
+    }
+
+
+async def list_endpoints(request: web.Request) -> web.Response:
+    ctx = request[CONTEXT]
+    endpoints = [_describe(e) for e in request.app[ENDPOINTS].values()]
+    return web.json_response({"endpoints": endpoints}, headers={"x-request-id": ctx.request_id})
+
+
+async def get_endpoint(request: web.Request) -> web.Response:
+    ctx = request[CONTEXT]
+    endpoint = request.app[ENDPOINTS].get(request.match_info["name"])
+    if endpoint is None:
+        raise EndpointNotFound(f"Endpoint '{request.match_info['name']}' does not exist")
+    return web.json_response(_describe(endpoint), headers={"x-request-id": ctx.request_id})
