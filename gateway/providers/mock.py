@@ -3,9 +3,10 @@
 The provider model name picks the behaviour; words join with ``+``
 (``echo+slow-200ms``, ``tool+pace-10ms``):
 
-``echo``            reply ``Echo: <last user text>`` (the default)
-``tool``            call the request's first tool with arguments built from the prompt;
-                    after a tool result, reply with ``Tool result: <content>``
+``echo``            reply ``Echo: <last user text>`` (the default; the last text part)
+``tool``            call the first tool offered with arguments built from the prompt and
+                    its schema; after a tool result, reply with ``Tool result: <content>``
+``tool=<name>``     the same with the tool of that name (to steer an agent to a harmless tool)
 ``parallel-tools``  two calls at once (the first two tools, or the first tool twice)
 ``reason``          think first (with a signature), then reply
 ``slow-<N>ms``      wait N ms before answering
@@ -68,11 +69,12 @@ class Behaviour(msgspec.Struct, frozen=True):
     first_token_s: float = 0.0
     error: int | None = None
     cut_after: int | None = None  # chunks streamed before breaking off; -1: half of them
+    tool: str | None = None  # the tool to call, by name (else the first offered)
 
 
 def parse_behaviour(model: str) -> Behaviour:
     """Read the behaviour words of a mock model name; unknown words are a config mistake."""
-    kind, error, cut_after = "echo", None, None
+    kind, error, cut_after, tool = "echo", None, None, None
     delays = {"slow": 0.0, "pace": 0.0, "first-token": 0.0}
     for word in model.split("+"):
         if m := _MS.match(word):
@@ -83,30 +85,53 @@ def parse_behaviour(model: str) -> Behaviour:
             cut_after = int(m.group(1))
         elif word == "cut-stream":
             cut_after = -1
+        elif word.startswith("tool="):
+            kind, tool = "tool", word[5:]
         elif word in ("echo", "tool", "parallel-tools", "reason", "embed"):
             kind = word
         else:
             raise BadRequest(f"mock model {model!r}: unknown behaviour {word!r}")
-    return Behaviour(kind, delays["slow"], delays["pace"], delays["first-token"], error, cut_after)
+    return Behaviour(kind, delays["slow"], delays["pace"], delays["first-token"], error, cut_after, tool)
 
 
 def _last_user_text(req: ChatRequest) -> str:
+    """The last text part of the last user message: agents put context blocks before the
+    user's own words."""
     for message in reversed(req.messages):
         if message.role == "user":
-            return " ".join(p.text for p in message.parts if isinstance(p, TextPart))
+            texts = [p.text for p in message.parts if isinstance(p, TextPart)]
+            return texts[-1].strip() if texts else ""
     return ""
 
 
 def _arguments(tool: ToolSpec, prompt: str, n: int) -> str:
-    """Arguments that fit the tool's schema: strings get the prompt, numbers ``n``, booleans true."""
+    """Arguments that fit the tool's schema (its required properties, when it names them):
+    enums their first value, strings the prompt, numbers ``n``, booleans true, arrays empty."""
     props: dict[str, object] = {}
+    required: list[str] | None = None
     if tool.parameters is not None:
         schema = msgspec.json.decode(tool.parameters)
-        props = schema.get("properties", {}) if isinstance(schema, dict) else {}
+        if isinstance(schema, dict):
+            props = schema.get("properties", {})
+            required = schema.get("required")
     args: dict[str, object] = {}
     for name, spec in props.items():
-        kind = spec.get("type") if isinstance(spec, dict) else None
-        args[name] = n if kind in ("integer", "number") else True if kind == "boolean" else prompt
+        if required is not None and name not in required:
+            continue
+        spec = spec if isinstance(spec, dict) else {}
+        kind = spec.get("type")
+        if spec.get("enum"):
+            args[name] = spec["enum"][0]
+        elif kind in ("integer", "number"):
+            args[name] = n
+        elif kind == "boolean":
+            args[name] = True
+        elif kind == "array":
+            args[name] = []
+        elif kind == "object":
+            args[name] = {}
+        else:
+            args[name] = prompt
     return orjson.dumps(args or {"input": prompt}).decode()
 
 
@@ -122,6 +147,8 @@ def _reply_parts(req: ChatRequest, behaviour: Behaviour) -> tuple[list[Part], Fi
         tools = list(req.tools)
         if req.tool_choice and req.tool_choice.name:
             tools = [t for t in tools if t.name == req.tool_choice.name] or tools
+        elif behaviour.tool:
+            tools = [t for t in tools if t.name == behaviour.tool] or tools
         count = 2 if behaviour.kind == "parallel-tools" else 1
         chosen = [tools[i % len(tools)] for i in range(count)]
         calls: list[Part] = [
