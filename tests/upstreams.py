@@ -3,7 +3,8 @@
 Each records what the gateway sent (path, headers, JSON body). The provider model name
 picks the behaviour: ``ok`` (text), ``tool`` (one call), ``parallel`` (two calls),
 ``fail-<status>``, ``garbage`` (invalid JSON), ``hang`` (never answers), ``cut`` (stream
-breaks off), ``no-usage`` (reports no usage), ``slow-stream`` (OpenAI: 400 chunks, 20 ms apart).
+breaks off), ``no-usage`` (reports no usage), ``slow-stream`` (OpenAI: 400 chunks, 20 ms apart),
+``agent-<Tool>`` (a coding agent's turn: see tests/agent_scenario.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import asyncio
 import json
 
 from aiohttp import web
+
+from tests import agent_scenario
+from tests.agent_scenario import plan, tool_wanted
 
 UPSTREAM_KEY = "sk-upstream-secret"
 
@@ -86,12 +90,22 @@ def openai_app(rec: Recorder, *, key: str = UPSTREAM_KEY) -> web.Application:
             return fail
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
                  "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 2}}
-        if model == "tool":
+        reply_text = "Hello from OpenAI"
+        if tool_wanted(model):
+            kind, payload = plan(agent_scenario.openai_chat, body, model)
+            if kind == "call":
+                message = {"role": "assistant", "content": None, "tool_calls": [{"id": "call_agent", "type": "function",
+                           "function": {"name": tool_wanted(model), "arguments": json.dumps(payload)}}]}
+                finish = "tool_calls"
+            else:
+                reply_text = str(payload)
+                message, finish = {"role": "assistant", "content": reply_text}, "stop"
+        elif model == "tool":
             message = {"role": "assistant", "content": None, "tool_calls": [
                 {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]}
             finish = "tool_calls"
         else:
-            message = {"role": "assistant", "content": "Hello from OpenAI"}
+            message = {"role": "assistant", "content": reply_text}
             finish = "stop"
         if not body.get("stream"):
             out = {"id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": model,
@@ -101,9 +115,18 @@ def openai_app(rec: Recorder, *, key: str = UPSTREAM_KEY) -> web.Application:
             return web.json_response(out)
         base = {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model}
         events = [_sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})]
-        words = ("Hello", " from", " OpenAI") if model != "slow-stream" else tuple(f" w{i}" for i in range(400))
-        events += [_sse({**base, "choices": [{"index": 0, "delta": {"content": w}}]}) for w in words]
-        events.append(_sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        if message.get("tool_calls"):
+            for i, call in enumerate(message["tool_calls"]):
+                args = call["function"]["arguments"]
+                events.append(_sse({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "id": call["id"],
+                                    "type": "function", "function": {"name": call["function"]["name"], "arguments": args[:5]}}]}}]}))
+                events.append(_sse({**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": i,
+                                    "function": {"arguments": args[5:]}}]}}]}))
+        else:
+            words = reply_text.split(" ") if model != "slow-stream" else [f"w{i}" for i in range(400)]
+            events += [_sse({**base, "choices": [{"index": 0, "delta": {"content": (" " if i else "") + w}}]})
+                       for i, w in enumerate(words)]
+        events.append(_sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}))
         if (body.get("stream_options") or {}).get("include_usage") and model != "no-usage":
             events.append(_sse({**base, "choices": [], "usage": usage}))
         events.append(b"data: [DONE]\n\n")
@@ -127,10 +150,18 @@ def openai_app(rec: Recorder, *, key: str = UPSTREAM_KEY) -> web.Application:
             return fail
         usage = {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": 6,
                  "output_tokens_details": {"reasoning_tokens": 1}, "total_tokens": 18}
+        reply_text, call_item = "Hello from OpenAI", None
+        if tool_wanted(model):
+            kind, payload = plan(agent_scenario.responses, body, model)
+            if kind == "call":
+                call_item = {"id": "fc_agent", "type": "function_call", "call_id": "call_agent", "status": "completed",
+                             "name": tool_wanted(model), "arguments": json.dumps(payload)}
+            else:
+                reply_text = str(payload)
         message = {"id": "msg_up", "type": "message", "role": "assistant", "status": "completed",
-                   "content": [{"type": "output_text", "text": "Hello from OpenAI", "annotations": []}]}
+                   "content": [{"type": "output_text", "text": reply_text, "annotations": []}]}
         response = {"id": "resp_up", "object": "response", "created_at": 1, "model": model, "status": "completed",
-                    "output": [message], "usage": usage, "parallel_tool_calls": True, "tool_choice": "auto",
+                    "output": [call_item or message], "usage": usage, "parallel_tool_calls": True, "tool_choice": "auto",
                     "tools": [], "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
                     "temperature": 1.0, "top_p": 1.0, "text": {"format": {"type": "text"}}}
         if not body.get("stream"):
@@ -138,12 +169,26 @@ def openai_app(rec: Recorder, *, key: str = UPSTREAM_KEY) -> web.Application:
         seq = iter(range(100))
         events = [_sse({"type": "response.created", "sequence_number": next(seq),
                         "response": {**response, "status": "in_progress", "output": [], "usage": None}}, "response.created")]
+        if call_item is not None:
+            events.append(_sse({"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
+                                "item": {**call_item, "status": "in_progress", "arguments": ""}}, "response.output_item.added"))
+            events.append(_sse({"type": "response.function_call_arguments.delta", "sequence_number": next(seq),
+                                "item_id": "fc_agent", "output_index": 0, "delta": call_item["arguments"]},
+                               "response.function_call_arguments.delta"))
+            events.append(_sse({"type": "response.function_call_arguments.done", "sequence_number": next(seq),
+                                "item_id": "fc_agent", "output_index": 0, "arguments": call_item["arguments"],
+                                "name": call_item["name"]}, "response.function_call_arguments.done"))
+            events.append(_sse({"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 0,
+                                "item": call_item}, "response.output_item.done"))
+            events.append(_sse({"type": "response.completed", "sequence_number": next(seq), "response": response}, "response.completed"))
+            return await _stream(request, rec, events, cut=False)
         events.append(_sse({"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
                             "item": {**message, "status": "in_progress", "content": []}}, "response.output_item.added"))
         events.append(_sse({"type": "response.content_part.added", "sequence_number": next(seq), "item_id": "msg_up",
                             "output_index": 0, "content_index": 0,
                             "part": {"type": "output_text", "text": "", "annotations": []}}, "response.content_part.added"))
-        for word in ("Hello", " from", " OpenAI"):
+        for i, word in enumerate(reply_text.split(" ")):
+            word = (" " if i else "") + word
             events.append(_sse({"type": "response.output_text.delta", "sequence_number": next(seq), "item_id": "msg_up",
                                 "output_index": 0, "content_index": 0, "delta": word, "logprobs": []}, "response.output_text.delta"))
         events.append(_sse({"type": "response.completed", "sequence_number": next(seq), "response": response}, "response.completed"))
@@ -166,7 +211,14 @@ def anthropic_app(rec: Recorder) -> web.Application:
         if (fail := await _failure(model, rec)) is not None:
             return fail
         usage = {"input_tokens": 20, "output_tokens": 9, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 1}
-        if model in ("tool", "parallel"):
+        if tool_wanted(model):
+            kind, payload = plan(agent_scenario.anthropic, body, model)
+            if kind == "call":
+                content = [{"type": "tool_use", "id": "toolu_agent", "name": tool_wanted(model), "input": payload}]
+                stop = "tool_use"
+            else:
+                content, stop = [{"type": "text", "text": str(payload)}], "end_turn"
+        elif model in ("tool", "parallel"):
             calls = [("toolu_1", "get_weather", {"city": "Paris"})]
             if model == "parallel":
                 calls.append(("toolu_2", "get_time", {"zone": "CET"}))
@@ -214,7 +266,13 @@ def gemini_app(rec: Recorder) -> web.Application:
                  "cachedContentTokenCount": 5, "totalTokenCount": 23}
         if method == "batchEmbedContents":
             return web.json_response({"embeddings": [{"values": [0.25, 0.75]} for _ in body["requests"]]})
-        if model in ("tool", "parallel"):
+        calls = False
+        if tool_wanted(model):
+            kind, payload = plan(agent_scenario.gemini, body, model)
+            calls = kind == "call"
+            parts = [{"functionCall": {"name": tool_wanted(model), "args": payload}}] if calls else [{"text": str(payload)}]
+        elif model in ("tool", "parallel"):
+            calls = True
             parts = [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "c2lnLTE="}]
             if model == "parallel":
                 parts.append({"functionCall": {"name": "get_time", "args": {"zone": "CET"}}})
@@ -225,10 +283,12 @@ def gemini_app(rec: Recorder) -> web.Application:
             return web.json_response({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish}],
                                       "usageMetadata": usage, "responseId": "resp-1", "modelVersion": model})
         chunks = []
-        if model in ("tool", "parallel"):
+        if calls:
             chunks.append({"candidates": [{"content": {"role": "model", "parts": parts}}]})
         else:
-            chunks += [{"candidates": [{"content": {"role": "model", "parts": [{"text": w}]}}]} for w in ("Hello", " from", " Gemini")]
+            words = parts[0]["text"].split(" ")
+            chunks += [{"candidates": [{"content": {"role": "model", "parts": [{"text": (" " if i else "") + w}]}}]}
+                       for i, w in enumerate(words)]
         chunks.append({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": finish}], "usageMetadata": usage})
         return await _stream(request, rec, [_sse(c) for c in chunks], cut=model == "cut")
 
