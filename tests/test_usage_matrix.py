@@ -87,3 +87,17 @@ async def test_max_tokens_stop_maps_per_client(make_gateway, start_upstream, cli
         r = await c.aio.models.generate_content(model="ep", contents="x",
                                                 config=types.GenerateContentConfig(max_output_tokens=3))
         assert r.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
+
+
+@pytest.mark.parametrize("provider, exact", [("anthropic", True), ("gemini", True), ("openai", False)])
+async def test_token_counting_asks_the_provider_when_it_can(make_gateway, start_upstream, provider, exact):
+    gw = await gateway_for(make_gateway, start_upstream, provider)
+    claude = anthropic.AsyncAnthropic(base_url=gw.url("/anthropic"), api_key=TOKEN, max_retries=0)
+    gem = genai.Client(api_key=TOKEN, http_options=types.HttpOptions(base_url=gw.url("/gemini")))
+    counted = (await claude.messages.count_tokens(model="ep", messages=[{"role": "user", "content": "twelve chars"}])).input_tokens
+    g_counted = (await gem.aio.models.count_tokens(model="ep", contents="twelve chars")).total_tokens
+    estimate = (len("twelve chars") + 1) // 4
+    assert counted == (42 if provider == "anthropic" else estimate)
+    assert g_counted == (42 if provider == "gemini" else estimate)
+    rows = await gw.usage_rows(2)
+    assert [r["tokens_estimated"] for r in rows] == [int(provider != "anthropic"), int(provider != "gemini")]

@@ -248,8 +248,14 @@ def anthropic_app(rec: Recorder) -> web.Application:
         events.append(_sse({"type": "message_stop"}, "message_stop"))
         return await _stream(request, rec, events, cut=model == "cut")
 
+    async def count_tokens(request: web.Request) -> web.Response:
+        body = await request.json()
+        _record(rec, request, body)
+        return web.json_response({"input_tokens": 42})
+
     app = web.Application()
     app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
     return app
 
 
@@ -264,6 +270,8 @@ def gemini_app(rec: Recorder) -> web.Application:
             return fail
         usage = {"promptTokenCount": 15, "candidatesTokenCount": 6, "thoughtsTokenCount": 2,
                  "cachedContentTokenCount": 5, "totalTokenCount": 23}
+        if method == "countTokens":
+            return web.json_response({"totalTokens": 42})
         if method == "batchEmbedContents":
             return web.json_response({"embeddings": [{"values": [0.25, 0.75]} for _ in body["requests"]]})
         calls = False

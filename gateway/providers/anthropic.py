@@ -371,6 +371,7 @@ class AnthropicProvider(Provider):
     def __init__(self, name: str, config: ProviderConfig, http: HttpClients) -> None:
         super().__init__(name, config, http)
         self.url = URL(f"{self.base_url}/v1/messages")
+        self.count_url = URL(f"{self.base_url}/v1/messages/count_tokens")
         headers = {"anthropic-version": API_VERSION, "content-type": "application/json"}
         if config.api_key:
             headers["x-api-key"] = config.api_key
@@ -387,18 +388,21 @@ class AnthropicProvider(Provider):
         )
 
     async def passthrough(
-        self, body: bytes, target: Target, caller_headers: Mapping[str, str], query: Mapping[str, str]
+        self, body: bytes, target: Target, caller_headers: Mapping[str, str], query: Mapping[str, str],
+        count_tokens: bool = False,
     ) -> aiohttp.ClientResponse:
         """POST a Messages body from an Anthropic-speaking caller, untouched but for ``model``
         (rewritten by the caller of this method). The caller's ``anthropic-version`` and
         ``anthropic-beta`` go along unless the provider's configuration pins them, and so
-        does its query string (Claude Code sends ``?beta=true``)."""
+        does its query string (Claude Code sends ``?beta=true``). ``count_tokens`` sends the
+        body to the token-counting endpoint instead."""
         headers = dict(self.headers)
         for name in FORWARDED_HEADERS:
             value = caller_headers.get(name)
             if value and name not in self._pinned:
                 headers[name] = value
-        url = self.url.with_query(dict(query)) if query else self.url
+        base = self.count_url if count_tokens else self.url
+        url = base.with_query(dict(query)) if query else base
         return await send(
             self.session(url), "POST", url, provider=self.name, timeouts=target.timeouts, data=body, headers=headers,
         )

@@ -1,6 +1,7 @@
 """The native Anthropic Messages API: ``/anthropic/v1/messages`` (stream and not),
 ``/anthropic/v1/messages/count_tokens`` and ``/anthropic/v1/models``.
 
+Token counts come exactly from an Anthropic provider, else as the documented estimate.
 To an Anthropic provider the request passes through untouched but for ``model`` (thinking
 blocks and their signatures, ``cache_control``, server tools, betas and unknown fields
 included), with the caller's ``anthropic-version`` / ``anthropic-beta`` headers and query
@@ -13,13 +14,32 @@ import uuid
 
 from aiohttp import web
 
+import logging
+
+import msgspec
+
 from gateway.codecs import anthropic_messages as codec
+from gateway.errors import GatewayError
+from gateway.providers.anthropic import AnthropicProvider
+from gateway.providers.base import Target
+from gateway.providers.http import read_body as read_upstream
+from gateway.streaming.passthrough import rewrite_request
 from gateway.pipeline import passthrough
 from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import chat_attempt
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import json_reply
-from gateway.state import CONTEXT, ENDPOINTS
+from gateway.state import CONTEXT, ENDPOINTS, PROVIDERS, ROUTER
+
+
+log = logging.getLogger("gateway.server")
+
+
+class _Counted(msgspec.Struct):
+    input_tokens: int
+
+
+_counted = msgspec.json.Decoder(_Counted)
 
 
 class _StreamEncoder(codec.AnthropicStreamEncoder):
@@ -47,13 +67,27 @@ async def create_message(request: web.Request) -> web.StreamResponse:
 
 
 async def count_tokens(request: web.Request) -> web.Response:
-    """The documented estimate: (characters + 1) / 4 of the prompt and tool schemas."""
+    """Exact from an Anthropic provider; else the documented estimate, (characters + 1) / 4
+    of the prompt and tool schemas (also when the provider cannot be reached)."""
     ctx = request[CONTEXT]
     body = await read_body(request)
     view = codec.decode_view(body)
     endpoint = find_endpoint(request, ctx, view.model, "chat")
-    total = codec.count_tokens_estimate(codec.decode_count_tokens_request(body))
-    ctx.record.endpoint = endpoint.name
+    request_ir = codec.decode_count_tokens_request(body)  # validates, whoever counts
+    entity = request.app[ROUTER].plan(endpoint, None)[0]
+    provider = request.app[PROVIDERS][entity.provider]
+    if isinstance(provider, AnthropicProvider):
+        target = Target(entity.model, entity.timeouts or provider.config.timeouts)
+        try:
+            resp = await provider.passthrough(rewrite_request(body, entity.model), target, request.headers,
+                                              request.query, count_tokens=True)
+            data = await read_upstream(resp, provider.name)
+            ctx.record.input_tokens = ctx.record.total_tokens = _counted.decode(data).input_tokens
+            return json_reply(ctx, data)
+        except (GatewayError, msgspec.DecodeError, msgspec.ValidationError) as err:
+            log.warning("request %s: provider token count failed (%s); estimating", ctx.request_id,
+                        getattr(err, "code", type(err).__name__))
+    total = codec.count_tokens_estimate(request_ir)
     ctx.record.input_tokens = ctx.record.total_tokens = total
     ctx.record.tokens_estimated = True
     return json_reply(ctx, codec.encode_count_tokens(total))

@@ -3,14 +3,22 @@
 The endpoint is named in the path. generateContent and streamGenerateContent (SSE with
 ``?alt=sse``, else Gemini's JSON-array stream) go through the shared chat flow;
 embedContent and batchEmbedContents are translated to whatever serves the endpoint;
-countTokens answers with the documented estimate.
+countTokens asks a Gemini provider, else answers with the documented estimate.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+import logging
+
+import msgspec
+
 from gateway.codecs import gemini
+from gateway.errors import GatewayError
+from gateway.providers.base import Target
+from gateway.providers.gemini import GeminiProvider
+from gateway.providers.http import read_body as read_upstream
 from gateway.errors import NotFound
 from gateway.pipeline import passthrough
 from gateway.pipeline.call import Call
@@ -18,8 +26,18 @@ from gateway.pipeline.dispatch import chat_attempt, embeddings_attempt
 from gateway.pipeline.replies import EmbeddingReply
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import JSON, SSE, json_reply, record_usage
-from gateway.state import CONTEXT, ENDPOINTS, ROUTER
+from gateway.state import CONTEXT, ENDPOINTS, PROVIDERS, ROUTER
 from gateway.wire.openai_embeddings import EmbeddingsInput
+
+
+log = logging.getLogger("gateway.server")
+
+
+class _Counted(msgspec.Struct):
+    totalTokens: int  # noqa: N815 - Gemini's field name
+
+
+_counted = msgspec.json.Decoder(_Counted)
 
 
 def _sse(call: Call) -> bool:
@@ -63,8 +81,21 @@ async def _stream_generate_content(request: web.Request, ctx, name: str, body: b
 
 
 async def _count_tokens(request: web.Request, ctx, name: str, body: bytes) -> web.Response:  # type: ignore[no-untyped-def]
+    """Exact from a Gemini provider; else the documented estimate (also when it fails)."""
     endpoint = find_endpoint(request, ctx, name, "chat")
-    total = gemini.count_tokens_estimate(gemini.decode_count_tokens_request(body, endpoint.name))
+    request_ir = gemini.decode_count_tokens_request(body, endpoint.name)
+    entity = request.app[ROUTER].plan(endpoint, None)[0]
+    provider = request.app[PROVIDERS][entity.provider]
+    if isinstance(provider, GeminiProvider):
+        target = Target(entity.model, entity.timeouts or provider.config.timeouts)
+        try:
+            data = await read_upstream(await provider.passthrough("countTokens", body, target), provider.name)
+            ctx.record.input_tokens = ctx.record.total_tokens = _counted.decode(data).totalTokens
+            return json_reply(ctx, data)
+        except (GatewayError, msgspec.DecodeError, msgspec.ValidationError) as err:
+            log.warning("request %s: provider token count failed (%s); estimating", ctx.request_id,
+                        getattr(err, "code", type(err).__name__))
+    total = gemini.count_tokens_estimate(request_ir)
     ctx.record.input_tokens = ctx.record.total_tokens = total
     ctx.record.tokens_estimated = True
     return json_reply(ctx, gemini.encode_count_tokens(total))
