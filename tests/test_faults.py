@@ -149,8 +149,10 @@ async def test_client_disconnect_mid_stream_cancels_upstream_and_keeps_the_recor
         resp = await s.post(gw.url("/v1/chat/completions"), headers=AUTH,
                             json={"model": "ep", "stream": True, "messages": [{"role": "user", "content": "x"}]})
         received = b""
-        while received.count(b"w") < 3:
-            received += await resp.content.readany()
+        while received.count(b'"content": " w') < 3:  # three content deltas (9 characters) relayed
+            chunk = await resp.content.readany()
+            assert chunk, "the stream ended early"
+            received += chunk
         resp.close()  # the caller walks away mid-stream
     await asyncio.wait_for(up.recorder.cancelled.wait(), 10)
     (row,) = await gw.usage_rows(1)
