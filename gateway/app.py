@@ -12,7 +12,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway import metrics
 from gateway.config import GatewayConfig
+from gateway.limits import build_limiter
 from gateway.pipeline.routing import Router
 from gateway.providers.http import HttpClients
 from gateway.providers.registry import build_providers
@@ -23,7 +25,7 @@ from gateway.sinks.postgres import PostgresUsageSink
 from gateway.sinks.sqlite import SQLiteUsageSink
 from gateway.sinks.writer import BatchWriter, UsageSink
 from gateway.responses_store import ResponseStore
-from gateway.state import CONFIG, ENDPOINTS, HTTP, PROVIDERS, RESPONSES, ROUTER, TOKENS, WRITER
+from gateway.state import CONFIG, ENDPOINTS, HTTP, LIMITER, PROVIDERS, RESPONSES, ROUTER, TOKENS, WRITER
 
 
 def make_sink(config: GatewayConfig) -> UsageSink:
@@ -58,6 +60,15 @@ async def _usage_writer(app: web.Application) -> AsyncIterator[None]:
     await writer.close()
 
 
+async def _limiter(app: web.Application) -> AsyncIterator[None]:
+    limiter = build_limiter(
+        app[CONFIG].limiter, on_backend_error=lambda outcome: metrics.RATE_LIMIT_BACKEND_ERRORS.labels(outcome).inc()
+    )
+    app[LIMITER] = limiter
+    yield
+    await limiter.close()  # sends token adjustments still pending
+
+
 def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: random.Random | None = None) -> web.Application:
     """The gateway app for ``config``; ``tokens`` defaults to the config's tokens, ``rng``
     (the traffic split's and backoff's randomness) to a fresh one."""
@@ -66,6 +77,6 @@ def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: ran
     app[ENDPOINTS] = config.endpoint_map()
     app[TOKENS] = tokens if tokens is not None else TokenStore(config.tokens)
     app[RESPONSES] = ResponseStore(config.server.responses_retention_s, config.server.responses_max_stored)
-    app.cleanup_ctx.extend([_http(rng), _usage_writer])
+    app.cleanup_ctx.extend([_http(rng), _usage_writer, _limiter])
     add_routes(app)
     return app

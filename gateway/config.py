@@ -18,6 +18,8 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from gateway.limits.config import LimiterConfig, LimitRule, check_rules
+
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -101,6 +103,7 @@ class EndpointConfig(_Base, kw_only=True):
     served_entities: list[ServedEntity]
     fallbacks: list[ServedEntity] = []
     routing: RoutingConfig = RoutingConfig()
+    rate_limits: list[LimitRule] = []
 
 
 class TokenConfig(_Base, kw_only=True):
@@ -136,6 +139,7 @@ class GatewayConfig(_Base, kw_only=True):
     endpoints: list[EndpointConfig] = []
     tokens: list[TokenConfig] = []
     storage: StorageConfig = StorageConfig()
+    limiter: LimiterConfig = LimiterConfig()
 
     def endpoint_map(self) -> dict[str, EndpointConfig]:
         return {e.name: e for e in self.endpoints}
@@ -178,6 +182,10 @@ def _check(cfg: GatewayConfig) -> None:
             raise ConfigError(f"{where}.name: duplicate endpoint {ep.name!r}")
         seen.add(ep.name)
         _check_entities(ep, where, cfg)
+        try:
+            check_rules(ep.rate_limits)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.rate_limits{exc}") from None
     for name, prov in cfg.providers.items():
         if prov.kind in ("openai", "anthropic", "gemini") and not prov.api_key:
             raise ConfigError(f"providers.{name}.api_key: required for kind {prov.kind!r}")

@@ -42,6 +42,14 @@ CIRCUIT_STATE = Gauge(
     "gateway_circuit_state", "Circuit breaker state per entity: 0 closed, 1 open, 2 half-open.",
     ["endpoint", "entity"], multiprocess_mode="livemax",
 )
+RATE_LIMITED = Counter(
+    "gateway_rate_limited_total", "Requests refused by a rate limit, by endpoint, scope and limit (qpm, tpm).",
+    ["endpoint", "scope", "limit"],
+)
+RATE_LIMIT_BACKEND_ERRORS = Counter(
+    "gateway_rate_limit_backend_errors_total",
+    "Requests decided without the shared limiter backend (Redis down), by outcome (allowed, denied).", ["outcome"],
+)
 IN_FLIGHT = Gauge("gateway_requests_in_flight", "Requests being served now.", multiprocess_mode="livesum")
 USAGE_WRITTEN = Counter("gateway_usage_records_written_total", "Usage records written to the sink.")
 USAGE_SPILLED = Counter(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.config import EndpointConfig, GatewayConfig
+from gateway.limits import Limiter
 from gateway.pipeline.call import RequestContext
 from gateway.pipeline.routing import Router
 from gateway.providers.base import Provider
@@ -19,6 +20,7 @@ HTTP = web.AppKey("http", HttpClients)
 PROVIDERS = web.AppKey("providers", dict[str, Provider])
 ROUTER = web.AppKey("router", Router)
 RESPONSES = web.AppKey("responses", ResponseStore)
+LIMITER = web.AppKey("limiter", Limiter)
 TOKENS = web.AppKey("tokens", TokenStore)
 WRITER = web.AppKey("usage_writer", BatchWriter)
 

@@ -11,13 +11,14 @@ from gateway.sinks.records import UsageRecord
 
 if TYPE_CHECKING:
     from gateway.config import EndpointConfig
+    from gateway.limits import Reservation
     from gateway.server.auth import Principal
 
 
 class RequestContext:
     """Made by the first middleware; the usage record fills in as the request goes on."""
 
-    __slots__ = ("request_id", "started", "record", "principal", "first_byte_at", "deadline")
+    __slots__ = ("request_id", "started", "record", "principal", "first_byte_at", "deadline", "reservation")
 
     def __init__(self, request_id: str, api_type: str, user_agent: str | None, deadline: float | None = None) -> None:
         self.request_id = request_id
@@ -27,6 +28,8 @@ class RequestContext:
         self.record = UsageRecord(request_id=request_id, event_time=time.time(), api_type=api_type, user_agent=user_agent)
         self.principal: Principal | None = None
         self.first_byte_at: float | None = None
+        #: The rate-limit reservation, settled with the real token count after the response.
+        self.reservation: Reservation | None = None
 
     def mark_first_byte(self) -> None:
         if self.first_byte_at is None:

@@ -15,11 +15,12 @@ from aiohttp import web
 from gateway.config import EndpointConfig
 from gateway.errors import BadRequest, EndpointNotFound, GatewayError, PayloadTooLarge
 from gateway.ir import ChatResult, StreamEvent, Usage
+from gateway.pipeline import limits
 from gateway.pipeline.call import Call, RequestContext
 from gateway.pipeline.dispatch import Attempt
 from gateway.pipeline.replies import EventStream, RawReply, RawStream, ResultReply
 from gateway.server.responding import SSE, json_reply, record_usage, relay_raw_stream, stream_events
-from gateway.state import CONFIG, ENDPOINTS, ROUTER
+from gateway.state import CONFIG, ENDPOINTS, LIMITER, ROUTER
 
 
 class StreamEncoder(Protocol):
@@ -90,6 +91,7 @@ async def serve_chat(request: web.Request, api: ChatAPI, call: Call) -> web.Stre
     """Route ``call`` and answer in the caller's format."""
     ctx = call.ctx
     ctx.record.streaming = call.stream
+    await limits.enforce(call, request.app[LIMITER])
     reply = await request.app[ROUTER].route(call, api.attempt)
     if isinstance(reply, RawReply):
         record_usage(ctx, reply.usage, input_chars(call), reply.output_chars)

@@ -20,13 +20,13 @@ from gateway.providers.base import Target
 from gateway.providers.gemini import GeminiProvider
 from gateway.providers.http import read_body as read_upstream
 from gateway.errors import NotFound
-from gateway.pipeline import passthrough
+from gateway.pipeline import limits, passthrough
 from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import chat_attempt, embeddings_attempt
 from gateway.pipeline.replies import EmbeddingReply
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import JSON, SSE, json_reply, record_usage
-from gateway.state import CONTEXT, ENDPOINTS, PROVIDERS, ROUTER
+from gateway.state import CONTEXT, ENDPOINTS, LIMITER, PROVIDERS, ROUTER
 from gateway.wire.openai_embeddings import EmbeddingsInput
 
 
@@ -107,6 +107,7 @@ async def _embed(request: web.Request, ctx, name: str, body: bytes, *, batch: bo
     texts, dimensions = decode(body, endpoint.name)
     inputs = EmbeddingsInput(endpoint.name, texts, "float", dimensions)
     call = Call(ctx, endpoint, body, stream=False, include_usage=False, decode=lambda _: inputs)
+    await limits.enforce(call, request.app[LIMITER])
     reply = await request.app[ROUTER].route(call, _EMBED)
     assert isinstance(reply, EmbeddingReply)
     record_usage(ctx, reply.result.usage, lambda: sum(map(len, texts)), 0)

@@ -157,4 +157,6 @@ def _account(request: web.Request, ctx: RequestContext, resp: web.StreamResponse
         metrics.INPUT_TOKENS.labels(endpoint).inc(rec.input_tokens)
     if rec.output_tokens:
         metrics.OUTPUT_TOKENS.labels(endpoint).inc(rec.output_tokens)
+    if ctx.reservation is not None:
+        ctx.reservation.settle(rec.total_tokens)
     request.app[WRITER].submit(rec)

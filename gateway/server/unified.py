@@ -7,13 +7,13 @@ import uuid
 from aiohttp import web
 
 from gateway.codecs import openai_chat, openai_embeddings
-from gateway.pipeline import passthrough
+from gateway.pipeline import limits, passthrough
 from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import chat_attempt, embeddings_attempt
 from gateway.pipeline.replies import EmbeddingReply, RawReply
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import json_reply, record_usage
-from gateway.state import CONTEXT, ENDPOINTS, ROUTER
+from gateway.state import CONTEXT, ENDPOINTS, LIMITER, ROUTER
 
 
 OPENAI_CHAT = ChatAPI(
@@ -49,6 +49,7 @@ async def serve_embeddings(request: web.Request, body: bytes) -> web.Response:
     parsed = openai_embeddings.decode_request(body)
     endpoint = find_endpoint(request, ctx, parsed.model, "embeddings")
     call = Call(ctx, endpoint, body, stream=False, include_usage=False, decode=lambda _: parsed)
+    await limits.enforce(call, request.app[LIMITER])
     reply = await request.app[ROUTER].route(call, _OPENAI_EMBEDDINGS)
     chars = sum(len(i) for i in parsed.input if isinstance(i, str))
     if isinstance(reply, RawReply):

@@ -1,0 +1,72 @@
+"""Which limits apply to a request: issue 5's precedence, as a pure function."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.limits import LimitRule, resolve_checks
+from tests.limits import rules
+
+RULES = rules(
+    {"key": "endpoint", "qpm": 100},
+    {"key": "user", "qpm": 5},  # the user default
+    {"key": "user", "principal": "alice", "qpm": 20},
+    {"key": "service_principal", "principal": "ci-bot", "tpm": 1000},
+    {"key": "group", "principal": "ml", "qpm": 10},
+    {"key": "group", "principal": "eng", "qpm": 30},
+)
+
+
+def applied(principal: str, groups: tuple[str, ...] = (),
+            rule_list: list[LimitRule] = RULES) -> list[tuple[str, str, bool]]:
+    checks = resolve_checks(rule_list, "chat", principal, groups)
+    assert checks.endpoint == "chat"
+    return [(c.scope, c.subject, c.alternative) for c in checks.items]
+
+
+ENDPOINT = ("endpoint", "chat", False)
+
+
+@pytest.mark.parametrize("principal,groups,expected", [
+    # A principal's own rule beats its groups and the default.
+    ("alice", ("ml", "eng"), [ENDPOINT, ("user", "alice", False)]),
+    ("ci-bot", ("ml",), [ENDPOINT, ("service_principal", "ci-bot", False)]),
+    # Groups beat the default; each limited group is an alternative, in the rules' order.
+    ("bob", ("eng", "ml"), [ENDPOINT, ("group", "ml", True), ("group", "eng", True)]),
+    ("carol", ("eng", "sales"), [ENDPOINT, ("group", "eng", True)]),
+    # Without a rule of its own or a limited group: the user default, counted per principal.
+    ("dave", ("sales",), [ENDPOINT, ("default", "dave", False)]),
+    ("erin", (), [ENDPOINT, ("default", "erin", False)]),
+])
+def test_precedence(principal: str, groups: tuple[str, ...], expected: list[tuple[str, str, bool]]) -> None:
+    assert applied(principal, groups) == expected
+
+
+def test_without_a_default_an_unnamed_principal_meets_only_the_endpoint_limit() -> None:
+    assert applied("erin", (), rules({"key": "endpoint", "qpm": 1}, {"key": "group", "principal": "ml", "qpm": 1})) == [
+        ENDPOINT,
+    ]
+
+
+def test_no_rules_give_no_checks() -> None:
+    assert resolve_checks([], "chat", "alice", ("ml",)).items == ()
+
+
+def test_buckets_are_per_endpoint_and_per_subject() -> None:
+    on_chat = resolve_checks(RULES, "chat", "dave", ()).items
+    on_code = resolve_checks(RULES, "code", "dave", ()).items
+    erin = resolve_checks(RULES, "chat", "erin", ()).items
+    assert [c.bucket for c in on_chat] == ["chat:endpoint", "chat:default:dave"]
+    assert [c.bucket for c in on_code] == ["code:endpoint", "code:default:dave"]
+    assert erin[1].bucket == "chat:default:erin"
+
+
+def test_a_group_bucket_is_shared_by_its_members() -> None:
+    bob = resolve_checks(RULES, "chat", "bob", ("ml",)).items[1]
+    frank = resolve_checks(RULES, "chat", "frank", ("ml",)).items[1]
+    assert bob.bucket == frank.bucket == "chat:group:ml"
+
+
+def test_a_check_carries_its_rules_limits() -> None:
+    bot = resolve_checks(RULES, "chat", "ci-bot", ()).items[1]
+    assert (bot.qpm, bot.tpm) == (None, 1000)
