@@ -93,6 +93,14 @@ class RoutingConfig(_Base, kw_only=True):
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
 
 
+class Permission(_Base, kw_only=True):
+    """A grant on an endpoint to one principal (user or service principal) or one group."""
+
+    principal: str | None = None
+    group: str | None = None
+    level: Literal["CAN_QUERY", "CAN_MANAGE"] = "CAN_QUERY"
+
+
 MAX_SERVED_ENTITIES = 10
 MAX_FALLBACKS = 5
 
@@ -104,6 +112,7 @@ class EndpointConfig(_Base, kw_only=True):
     fallbacks: list[ServedEntity] = []
     routing: RoutingConfig = RoutingConfig()
     rate_limits: list[LimitRule] = []
+    permissions: list[Permission] = []  # empty: every authenticated caller may query
 
 
 class TokenConfig(_Base, kw_only=True):
@@ -113,6 +122,7 @@ class TokenConfig(_Base, kw_only=True):
     groups: list[str] = []
     token: str | None = None
     sha256: str | None = None
+    admin: bool = False  # may query and manage every endpoint
 
 
 class StorageConfig(_Base, kw_only=True):
@@ -182,6 +192,9 @@ def _check(cfg: GatewayConfig) -> None:
             raise ConfigError(f"{where}.name: duplicate endpoint {ep.name!r}")
         seen.add(ep.name)
         _check_entities(ep, where, cfg)
+        for j, grant in enumerate(ep.permissions):
+            if (grant.principal is None) == (grant.group is None):
+                raise ConfigError(f"{where}.permissions[{j}]: name exactly one of 'principal' or 'group'")
         try:
             check_rules(ep.rate_limits)
         except ValueError as exc:

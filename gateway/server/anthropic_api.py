@@ -29,6 +29,7 @@ from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import chat_attempt
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import json_reply
+from gateway.server.permissions import visible
 from gateway.state import CONTEXT, ENDPOINTS, PROVIDERS, ROUTER
 
 
@@ -98,7 +99,7 @@ async def list_models(request: web.Request) -> web.Response:
     ctx = request[CONTEXT]
     data = [
         {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
-        for name, ep in request.app[ENDPOINTS].items() if ep.task == "chat"
+        for name, ep in visible(ctx.principal, request.app[ENDPOINTS]) if ep.task == "chat"
     ]
     body = {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None}

@@ -24,6 +24,7 @@ CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
 class Principal(msgspec.Struct, frozen=True):
     name: str
     groups: tuple[str, ...] = ()
+    admin: bool = False
 
 
 def hash_token(token: str) -> str:
@@ -59,7 +60,7 @@ class TokenStore:
         self._by_hash: dict[str, Principal] = {}
         for t in tokens:
             digest = (t.sha256 or hash_token(t.token or "")).lower()
-            self._by_hash[digest] = Principal(t.principal, tuple(t.groups))
+            self._by_hash[digest] = Principal(t.principal, tuple(t.groups), t.admin)
 
     def add(self, token: str, principal: Principal) -> None:
         self._by_hash[hash_token(token)] = principal

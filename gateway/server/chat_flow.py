@@ -19,6 +19,7 @@ from gateway.pipeline import limits
 from gateway.pipeline.call import Call, RequestContext
 from gateway.pipeline.dispatch import Attempt
 from gateway.pipeline.replies import EventStream, RawReply, RawStream, ResultReply
+from gateway.server.permissions import require_query
 from gateway.server.responding import SSE, json_reply, record_usage, relay_raw_stream, stream_events
 from gateway.state import CONFIG, ENDPOINTS, LIMITER, ROUTER
 
@@ -61,11 +62,12 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def find_endpoint(request: web.Request, ctx: RequestContext, name: str, task: str) -> EndpointConfig:
-    """The endpoint a request names, recorded on the usage row; 404 or 400 in the caller's shape."""
+    """The endpoint a request names, recorded on the usage row; 404, 403 or 400 in the caller's shape."""
     endpoint = request.app[ENDPOINTS].get(name)
     if endpoint is None:
         raise EndpointNotFound(f"Endpoint '{name}' does not exist", param="model")
     ctx.record.endpoint = endpoint.name
+    require_query(ctx.principal, endpoint)
     if endpoint.task != task:
         raise BadRequest(f"Endpoint '{name}' serves {endpoint.task}, not {task}", param="model")
     return endpoint

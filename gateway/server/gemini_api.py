@@ -26,6 +26,7 @@ from gateway.pipeline.dispatch import chat_attempt, embeddings_attempt
 from gateway.pipeline.replies import EmbeddingReply
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import JSON, SSE, json_reply, record_usage
+from gateway.server.permissions import visible
 from gateway.state import CONTEXT, ENDPOINTS, LIMITER, PROVIDERS, ROUTER
 from gateway.wire.openai_embeddings import EmbeddingsInput
 
@@ -142,6 +143,6 @@ async def list_models(request: web.Request) -> web.Response:
             "supportedGenerationMethods": ["embedContent", "batchEmbedContents"] if ep.task == "embeddings"
             else ["generateContent", "streamGenerateContent", "countTokens"],
         }
-        for name, ep in request.app[ENDPOINTS].items()
+        for name, ep in visible(ctx.principal, request.app[ENDPOINTS])
     ]
     return web.json_response({"models": models}, headers={"x-request-id": ctx.request_id})

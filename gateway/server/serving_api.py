@@ -23,6 +23,7 @@ from gateway.codecs.openai_chat import bad_request_from
 from gateway.config import EndpointConfig
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.unified import OPENAI_CHAT, serve_embeddings
+from gateway.server.permissions import require_query, visible
 from gateway.state import CONTEXT, ENDPOINTS
 
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -103,7 +104,7 @@ def _describe(endpoint: EndpointConfig) -> dict:  # type: ignore[type-arg]
 
 async def list_endpoints(request: web.Request) -> web.Response:
     ctx = request[CONTEXT]
-    endpoints = [_describe(e) for e in request.app[ENDPOINTS].values()]
+    endpoints = [_describe(e) for _, e in visible(ctx.principal, request.app[ENDPOINTS])]
     return web.json_response({"endpoints": endpoints}, headers={"x-request-id": ctx.request_id})
 
 
@@ -112,4 +113,5 @@ async def get_endpoint(request: web.Request) -> web.Response:
     endpoint = request.app[ENDPOINTS].get(request.match_info["name"])
     if endpoint is None:
         raise EndpointNotFound(f"Endpoint '{request.match_info['name']}' does not exist")
+    require_query(ctx.principal, endpoint)
     return web.json_response(_describe(endpoint), headers={"x-request-id": ctx.request_id})

@@ -13,6 +13,7 @@ from gateway.pipeline.dispatch import chat_attempt, embeddings_attempt
 from gateway.pipeline.replies import EmbeddingReply, RawReply
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import json_reply, record_usage
+from gateway.server.permissions import visible
 from gateway.state import CONTEXT, ENDPOINTS, LIMITER, ROUTER
 
 
@@ -64,6 +65,6 @@ async def list_models(request: web.Request) -> web.Response:
     ctx = request[CONTEXT]
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": "gateway", "task": ep.task}
-        for name, ep in request.app[ENDPOINTS].items()
+        for name, ep in visible(ctx.principal, request.app[ENDPOINTS])
     ]
     return web.json_response({"object": "list", "data": data}, headers={"x-request-id": ctx.request_id})
