@@ -6,6 +6,8 @@ closed by one cleanup context, so shutdown drains the usage queue before exit.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +27,10 @@ from gateway.sinks.postgres import PostgresUsageSink
 from gateway.sinks.sqlite import SQLiteUsageSink
 from gateway.sinks.writer import BatchWriter, UsageSink
 from gateway.responses_store import ResponseStore
-from gateway.state import CONFIG, ENDPOINTS, HTTP, LIMITER, PROVIDERS, RESPONSES, ROUTER, TOKENS, WRITER
+from gateway.tokens_table import TokenRefresher, TokensTable
+from gateway.state import (
+    CONFIG, ENDPOINTS, HTTP, LIMITER, PROVIDERS, RESPONSES, ROUTER, TOKEN_REFRESHER, TOKENS, WRITER,
+)
 
 
 def make_sink(config: GatewayConfig) -> UsageSink:
@@ -69,6 +74,18 @@ async def _limiter(app: web.Application) -> AsyncIterator[None]:
     await limiter.close()  # sends token adjustments still pending
 
 
+async def _token_refresh(app: web.Application) -> AsyncIterator[None]:
+    """Load the run-time tokens before serving, then reload them every few seconds."""
+    refresher = TokenRefresher(TokensTable(app[CONFIG]), app[TOKENS])
+    app[TOKEN_REFRESHER] = refresher
+    await refresher.load()
+    task = asyncio.create_task(refresher.run(app[CONFIG].server.token_refresh_s), name="token-refresh")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: random.Random | None = None) -> web.Application:
     """The gateway app for ``config``; ``tokens`` defaults to the config's tokens, ``rng``
     (the traffic split's and backoff's randomness) to a fresh one."""
@@ -77,6 +94,6 @@ def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: ran
     app[ENDPOINTS] = config.endpoint_map()
     app[TOKENS] = tokens if tokens is not None else TokenStore(config.tokens)
     app[RESPONSES] = ResponseStore(config.server.responses_retention_s, config.server.responses_max_stored)
-    app.cleanup_ctx.extend([_http(rng), _usage_writer, _limiter])
+    app.cleanup_ctx.extend([_http(rng), _usage_writer, _limiter, _token_refresh])
     add_routes(app)
     return app

@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 import signal
+import time
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import msgspec
 
 from gateway.config import ConfigError, GatewayConfig, default_config, load_config
 from gateway.server.auth import Principal, TokenStore
-from gateway.usage_report import UsageQuery, parse_since, run_usage_report
+from gateway.usage_report import UsageQuery, parse_duration, parse_since, run_usage_report
 
 log = logging.getLogger("gateway")
 
@@ -162,22 +163,65 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_usage(args: argparse.Namespace) -> int:
+def _store_config(args: argparse.Namespace) -> GatewayConfig:
+    """The configuration naming the store: --config, else the embedded default under --data-dir."""
     data_dir = args.data_dir or ".gateway"
+    config = load_config(args.config) if args.config else default_config(data_dir, env={})
+    if args.data_dir:
+        config = msgspec.structs.replace(config, server=msgspec.structs.replace(config.server, data_dir=data_dir))
+    return config
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config) if args.config else default_config(data_dir, env={})
+        config = _store_config(args)
         since = parse_since(args.since)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.data_dir:
-        config = msgspec.structs.replace(config, server=msgspec.structs.replace(config.server, data_dir=data_dir))
     try:
         headers, rows = asyncio.run(run_usage_report(config, UsageQuery(since, args.by)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(headers, rows))
+    return 0
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from gateway.tokens_table import TokensTable
+
+    try:
+        table = TokensTable(_store_config(args))
+        if args.action == "create":
+            expires = parse_duration(args.expires_in) if args.expires_in else None
+            secret, row = asyncio.run(table.create(args.principal, tuple(args.group), admin=args.admin,
+                                                   expires_in=expires, description=args.description))
+            print(f"token {row.id} for {row.principal} (shown once, store it now):\n{secret}")
+            return 0
+        if args.action == "revoke":
+            if asyncio.run(table.revoke(args.id)):
+                print(f"revoked {args.id}; running gateways stop accepting it within seconds")
+                return 0
+            print(f"error: no unrevoked token with id {args.id}", file=sys.stderr)
+            return 1
+        rows = asyncio.run(table.list())
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def when(ts: float | None) -> str:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+    now = time.time()
+    print(format_table(
+        ["ID", "PRINCIPAL", "GROUPS", "ADMIN", "CREATED", "EXPIRES", "STATE", "DESCRIPTION"],
+        [[t.id, t.principal, ",".join(t.groups) or "-", "yes" if t.admin else "no", when(t.created_at),
+          when(t.expires_at), "revoked" if t.revoked_at else "active" if t.active(now) else "expired",
+          t.description or "-"] for t in rows],
+    ))
     return 0
 
 
@@ -203,6 +247,22 @@ def main(argv: list[str] | None = None) -> int:
     usage.add_argument("--since", default="24h", help="e.g. 30m, 1h, 7d (default 24h)")
     usage.add_argument("--by", default="endpoint", help="endpoint, requester, provider, status or tag:KEY")
     usage.set_defaults(func=cmd_usage)
+
+    tokens = sub.add_parser("tokens", help="create, list or revoke run-time tokens (stored hashed)")
+    tokens_sub = tokens.add_subparsers(dest="action", required=True)
+    create = tokens_sub.add_parser("create", help="create a token; it is shown once")
+    create.add_argument("--principal", required=True, help="the user or service principal it belongs to")
+    create.add_argument("--group", action="append", default=[], help="a group of the principal (repeatable)")
+    create.add_argument("--admin", action="store_true", help="may query every endpoint")
+    create.add_argument("--expires-in", help="e.g. 12h, 30d (default: never)")
+    create.add_argument("--description", default="")
+    tokens_sub.add_parser("list", help="list tokens (never their secrets)")
+    revoke = tokens_sub.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")
+    for p in (tokens, create, revoke, tokens_sub.choices["list"]):
+        p.add_argument("--config", default=argparse.SUPPRESS)
+        p.add_argument("--data-dir", default=argparse.SUPPRESS)
+    tokens.set_defaults(func=cmd_tokens, config=None, data_dir=None)
 
     args = parser.parse_args(argv)
     return args.func(args)

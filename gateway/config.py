@@ -139,6 +139,7 @@ class ServerConfig(_Base, kw_only=True):
     port: int = 8080
     max_body_bytes: int = 20 * 1024 * 1024
     data_dir: str = ".gateway"
+    token_refresh_s: float = 2.0  # how often run-time tokens (gateway tokens create) are reloaded
     responses_retention_s: float = 3600.0  # how long previous_response_id can refer back
     responses_max_stored: int = 10_000
 

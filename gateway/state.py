@@ -13,6 +13,7 @@ from gateway.providers.http import HttpClients
 from gateway.responses_store import ResponseStore
 from gateway.server.auth import TokenStore
 from gateway.sinks.writer import BatchWriter
+from gateway.tokens_table import TokenRefresher
 
 CONFIG = web.AppKey("config", GatewayConfig)
 ENDPOINTS = web.AppKey("endpoints", dict[str, EndpointConfig])
@@ -21,6 +22,7 @@ PROVIDERS = web.AppKey("providers", dict[str, Provider])
 ROUTER = web.AppKey("router", Router)
 RESPONSES = web.AppKey("responses", ResponseStore)
 LIMITER = web.AppKey("limiter", Limiter)
+TOKEN_REFRESHER = web.AppKey("token_refresher", TokenRefresher)
 TOKENS = web.AppKey("tokens", TokenStore)
 WRITER = web.AppKey("usage_writer", BatchWriter)
 

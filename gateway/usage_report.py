@@ -19,7 +19,7 @@ _SINCE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _COLUMNS = {"endpoint", "requester", "provider", "provider_model", "api_type", "status_code"}
 _TAG_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-HEADERS = ["REQUESTS", "ERRORS", "INPUT TOKENS", "OUTPUT TOKENS", "AVG LATENCY MS", "P50 TTFB MS"]
+HEADERS = ["REQUESTS", "ERRORS", "INPUT TOKENS", "OUTPUT TOKENS", "AVG LATENCY MS", "AVG TTFB MS"]
 
 
 class UsageQuery(msgspec.Struct, frozen=True):
@@ -27,12 +27,17 @@ class UsageQuery(msgspec.Struct, frozen=True):
     by: str = "endpoint"
 
 
-def parse_since(text: str) -> float:
-    """'90m', '1h', '7d' -> the Unix time that long ago."""
+def parse_duration(text: str) -> float:
+    """'90m', '1h', '7d' -> seconds."""
     m = _SINCE.match(text)
     if not m:
-        raise ValueError(f"--since {text!r}: use a number and a unit, e.g. 30m, 1h, 7d")
-    return time.time() - int(m.group(1)) * _UNITS[m.group(2)]
+        raise ValueError(f"{text!r}: use a number and a unit, e.g. 30m, 1h, 7d")
+    return float(int(m.group(1)) * _UNITS[m.group(2)])
+
+
+def parse_since(text: str) -> float:
+    """'90m', '1h', '7d' -> the Unix time that long ago."""
+    return time.time() - parse_duration(text)
 
 
 def _group_expr(by: str, dialect: str) -> tuple[str, list[str]]:
@@ -74,7 +79,7 @@ async def _postgres_report(dsn: str, q: UsageQuery) -> list[tuple]:  # type: ign
     n = len(params) + 1
     sql = f"""
         SELECT {expr} AS k, COUNT(*), SUM((status_code >= 400)::int), SUM(input_tokens), SUM(output_tokens),
-               AVG(latency_ms), percentile_cont(0.5) WITHIN GROUP (ORDER BY time_to_first_byte_ms)
+               AVG(latency_ms), AVG(time_to_first_byte_ms)
         FROM usage WHERE event_time >= ${n} GROUP BY k ORDER BY COUNT(*) DESC"""
     conn = await asyncpg.connect(dsn)
     try:

@@ -95,3 +95,21 @@ def start_upstream(aiohttp_server):  # type: ignore[no-untyped-def]
         return Upstream(rec, await aiohttp_server(app))
 
     return start
+
+
+@pytest.fixture
+async def postgres_dsn() -> str:
+    """A reachable PostgreSQL (skipped when there is none, except under CI=true)."""
+    import os
+
+    asyncpg = pytest.importorskip("asyncpg")
+    dsn = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        conn = await asyncpg.connect(dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL at {dsn} is unreachable: {exc}")
+    await conn.execute("DROP TABLE IF EXISTS usage")
+    await conn.close()
+    return dsn

@@ -115,25 +115,6 @@ async def test_ops_endpoints_and_request_ids(mock_gateway: Gateway):
     assert not [row for row in await mock_gateway.usage_rows(2) if row["api_type"] in ("healthz", "readyz", "metrics")]
 
 
-def _postgres_dsn() -> str:
-    return os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-async def postgres_dsn() -> str:
-    asyncpg = pytest.importorskip("asyncpg")
-    dsn = _postgres_dsn()
-    try:
-        conn = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL at {dsn} is unreachable: {exc}")
-    await conn.execute("DROP TABLE IF EXISTS usage")
-    await conn.close()
-    return dsn
-
-
 async def test_usage_rows_in_postgres_through_the_gateway(make_gateway, postgres_dsn):
     import asyncpg
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import time
 from collections.abc import Iterable, Mapping
 
 import msgspec
@@ -54,10 +55,16 @@ def extract_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str |
 
 
 class TokenStore:
-    """Token hash -> principal, held in memory: no database round trip per request."""
+    """Token hash -> principal, held in memory: no database round trip per request.
+
+    Two sets: the configuration's tokens (fixed), and the tokens created at run time, which
+    a background task replaces wholesale every few seconds (``replace_stored``); those carry
+    an expiry checked on every lookup, so an expired token stops working at once.
+    """
 
     def __init__(self, tokens: Iterable[TokenConfig] = ()) -> None:
         self._by_hash: dict[str, Principal] = {}
+        self._stored: dict[str, tuple[Principal, float | None]] = {}
         for t in tokens:
             digest = (t.sha256 or hash_token(t.token or "")).lower()
             self._by_hash[digest] = Principal(t.principal, tuple(t.groups), t.admin)
@@ -65,10 +72,21 @@ class TokenStore:
     def add(self, token: str, principal: Principal) -> None:
         self._by_hash[hash_token(token)] = principal
 
+    def replace_stored(self, tokens: dict[str, tuple[Principal, float | None]]) -> None:
+        """Swap in the run-time tokens: SHA-256 -> (principal, expiry as Unix seconds or None)."""
+        self._stored = tokens
+
     def __len__(self) -> int:
-        return len(self._by_hash)
+        return len(self._by_hash) + len(self._stored)
 
     def lookup(self, token: str) -> Principal | None:
         # Looking up the SHA-256 of the token: any timing difference is about the hash, which
         # an attacker cannot steer towards a stored one, so this is as safe as compare_digest.
-        return self._by_hash.get(hash_token(token))
+        digest = hash_token(token)
+        principal = self._by_hash.get(digest)
+        if principal is not None:
+            return principal
+        stored = self._stored.get(digest)
+        if stored is None or (stored[1] is not None and time.time() >= stored[1]):
+            return None
+        return stored[0]

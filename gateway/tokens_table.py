@@ -1,0 +1,146 @@
+"""Tokens created at run time (``gateway tokens create``), kept hashed in the store: the
+SQLite file or the PostgreSQL database the usage table lives in.
+
+A token is shown once, at creation; the table keeps its SHA-256, its principal, groups,
+admin flag, expiry and revocation time. Running gateways reload the active ones every few
+seconds, so a revocation reaches every worker within ``server.token_refresh_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import msgspec
+
+from gateway.config import GatewayConfig
+from gateway.server.auth import Principal, TokenStore, hash_token
+from gateway.sinks.postgres import _import_asyncpg
+
+
+class StoredToken(msgspec.Struct, frozen=True):
+    """A token's row, without the secret. Times are Unix seconds."""
+
+    id: str
+    principal: str
+    groups: tuple[str, ...]
+    admin: bool
+    sha256: str
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    description: str = ""
+
+    def active(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+log = logging.getLogger("gateway.tokens")
+_COLUMNS = "id, principal, groups, admin, sha256, created_at, expires_at, revoked_at, description"
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, principal TEXT NOT NULL, groups TEXT NOT NULL, admin INTEGER NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, expires_at REAL, revoked_at REAL,
+    description TEXT NOT NULL DEFAULT ''
+)"""
+_POSTGRES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY, principal TEXT NOT NULL, groups TEXT NOT NULL, admin BOOLEAN NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE, created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION,
+    revoked_at DOUBLE PRECISION, description TEXT NOT NULL DEFAULT ''
+)"""
+_groups = msgspec.json.Encoder()
+_groups_decode = msgspec.json.Decoder(tuple[str, ...])
+
+
+def _token(row: tuple) -> StoredToken:  # type: ignore[type-arg]
+    tid, principal, groups, admin, digest, created, expires, revoked, description = row
+    return StoredToken(tid, principal, _groups_decode.decode(groups), bool(admin), digest, created, expires,
+                       revoked, description)
+
+
+class TokensTable:
+    """The ``tokens`` table of the configured store."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        storage = config.storage
+        self._dsn = storage.dsn if storage.kind == "postgres" else None
+        self._path = Path(storage.path or Path(config.server.data_dir) / "usage.db")
+
+    # -- the backends: a few statements each, run rarely (CLI, a refresh every few seconds)
+
+    def _sqlite(self, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, timeout=30)
+        try:
+            conn.execute(_SQLITE_SCHEMA)
+            with conn:
+                return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    async def _run(self, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
+        if self._dsn is None:
+            # Statements are written with PostgreSQL's $n placeholders; SQLite takes ?.
+            return await asyncio.to_thread(self._sqlite, re.sub(r"\$\d+", "?", sql), args)
+        conn = await _import_asyncpg().connect(self._dsn)
+        try:
+            await conn.execute(_POSTGRES_SCHEMA)
+            return [tuple(r) for r in await conn.fetch(sql, *args)]
+        finally:
+            await conn.close()
+
+    # -- operations
+
+    async def create(self, principal: str, groups: tuple[str, ...] = (), *, admin: bool = False,
+                     expires_in: float | None = None, description: str = "") -> tuple[str, StoredToken]:
+        """A new token: its secret (shown once) and its row."""
+        secret = "gw-" + secrets.token_urlsafe(32)
+        now = time.time()
+        row = StoredToken(uuid.uuid4().hex[:12], principal, groups, admin, hash_token(secret), now,
+                          now + expires_in if expires_in else None, None, description)
+        await self._run(
+            f"INSERT INTO tokens ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            (row.id, row.principal, _groups.encode(groups).decode(), admin, row.sha256, row.created_at,
+             row.expires_at, None, description),
+        )
+        return secret, row
+
+    async def list(self) -> list[StoredToken]:
+        return [_token(r) for r in await self._run(f"SELECT {_COLUMNS} FROM tokens ORDER BY created_at")]
+
+    async def revoke(self, token_id: str) -> bool:
+        """Revoke a token by id; False if there is no such unrevoked token."""
+        rows = await self._run("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id",
+                               (time.time(), token_id))
+        return bool(rows)
+
+
+class TokenRefresher:
+    """Keeps a TokenStore's run-time tokens in step with the table."""
+
+    def __init__(self, table: TokensTable, store: TokenStore) -> None:
+        self._table = table
+        self._store = store
+
+    async def load(self) -> None:
+        """Replace the store's run-time tokens with the table's active ones."""
+        now = time.time()
+        rows = await self._table.list()
+        self._store.replace_stored({
+            t.sha256: (Principal(t.principal, t.groups, t.admin), t.expires_at) for t in rows if t.active(now)
+        })
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.load()
+            except Exception as exc:  # noqa: BLE001 - keep the last known tokens through an outage
+                log.warning("could not reload tokens (%s); keeping the last known set", type(exc).__name__)
