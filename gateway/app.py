@@ -27,9 +27,10 @@ from gateway.sinks.postgres import PostgresUsageSink
 from gateway.sinks.sqlite import SQLiteUsageSink
 from gateway.sinks.writer import BatchWriter, UsageSink
 from gateway.responses_store import ResponseStore
-from gateway.tokens_table import TokenRefresher, TokensTable
+from gateway.endpoints_table import EndpointRegistry, EndpointsTable
+from gateway.tokens_table import StoreRefresher, TokensTable
 from gateway.state import (
-    CONFIG, ENDPOINTS, HTTP, LIMITER, PROVIDERS, RESPONSES, ROUTER, TOKEN_REFRESHER, TOKENS, WRITER,
+    CONFIG, ENDPOINTS, ENDPOINTS_TABLE, HTTP, LIMITER, PROVIDERS, RESPONSES, ROUTER, STORE_REFRESHER, TOKENS, WRITER,
 )
 
 
@@ -74,12 +75,16 @@ async def _limiter(app: web.Application) -> AsyncIterator[None]:
     await limiter.close()  # sends token adjustments still pending
 
 
-async def _token_refresh(app: web.Application) -> AsyncIterator[None]:
-    """Load the run-time tokens before serving, then reload them every few seconds."""
-    refresher = TokenRefresher(TokensTable(app[CONFIG]), app[TOKENS])
-    app[TOKEN_REFRESHER] = refresher
+async def _store_refresh(app: web.Application) -> AsyncIterator[None]:
+    """Seed the store with the configuration's endpoints, load the run-time tokens and
+    endpoints before serving, then reload them every few seconds."""
+    table = EndpointsTable(app[CONFIG])
+    await table.seed()
+    app[ENDPOINTS_TABLE] = table
+    refresher = StoreRefresher(TokensTable(app[CONFIG]), app[TOKENS], table, app[ENDPOINTS])
+    app[STORE_REFRESHER] = refresher
     await refresher.load()
-    task = asyncio.create_task(refresher.run(app[CONFIG].server.token_refresh_s), name="token-refresh")
+    task = asyncio.create_task(refresher.run(app[CONFIG].server.store_refresh_s), name="store-refresh")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -91,9 +96,9 @@ def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: ran
     (the traffic split's and backoff's randomness) to a fresh one."""
     app = web.Application(middlewares=[edge], client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
-    app[ENDPOINTS] = config.endpoint_map()
+    app[ENDPOINTS] = EndpointRegistry(config.endpoint_map())
     app[TOKENS] = tokens if tokens is not None else TokenStore(config.tokens)
     app[RESPONSES] = ResponseStore(config.server.responses_retention_s, config.server.responses_max_stored)
-    app.cleanup_ctx.extend([_http(rng), _usage_writer, _limiter, _token_refresh])
+    app.cleanup_ctx.extend([_http(rng), _usage_writer, _limiter, _store_refresh])
     add_routes(app)
     return app

@@ -139,7 +139,7 @@ class ServerConfig(_Base, kw_only=True):
     port: int = 8080
     max_body_bytes: int = 20 * 1024 * 1024
     data_dir: str = ".gateway"
-    token_refresh_s: float = 2.0  # how often run-time tokens (gateway tokens create) are reloaded
+    store_refresh_s: float = 2.0  # how often run-time tokens and admin-managed endpoints are reloaded
     responses_retention_s: float = 3600.0  # how long previous_response_id can refer back
     responses_max_stored: int = 10_000
 
@@ -187,19 +187,10 @@ def _check(cfg: GatewayConfig) -> None:
     seen: set[str] = set()
     for i, ep in enumerate(cfg.endpoints):
         where = f"endpoints[{i}]"
-        if not NAME_RE.match(ep.name):
-            raise ConfigError(f"{where}.name: {ep.name!r} may only contain letters, digits, '.', '-', '_'")
         if ep.name in seen:
             raise ConfigError(f"{where}.name: duplicate endpoint {ep.name!r}")
         seen.add(ep.name)
-        _check_entities(ep, where, cfg)
-        for j, grant in enumerate(ep.permissions):
-            if (grant.principal is None) == (grant.group is None):
-                raise ConfigError(f"{where}.permissions[{j}]: name exactly one of 'principal' or 'group'")
-        try:
-            check_rules(ep.rate_limits)
-        except ValueError as exc:
-            raise ConfigError(f"{where}.rate_limits{exc}") from None
+        check_endpoint(ep, where, cfg)
     for name, prov in cfg.providers.items():
         if prov.kind in ("openai", "anthropic", "gemini") and not prov.api_key:
             raise ConfigError(f"providers.{name}.api_key: required for kind {prov.kind!r}")
@@ -212,6 +203,21 @@ def _check(cfg: GatewayConfig) -> None:
             raise ConfigError(f"tokens[{i}].sha256: must be 64 hex characters")
     if cfg.storage.kind == "postgres" and not cfg.storage.dsn:
         raise ConfigError("storage.dsn: required for kind 'postgres'")
+
+
+def check_endpoint(ep: EndpointConfig, where: str, cfg: GatewayConfig) -> None:
+    """Everything about one endpoint that its Struct alone cannot check; ``where`` prefixes
+    the path in the error (``endpoints[2]``, or ``''`` for an admin API body)."""
+    if not NAME_RE.match(ep.name):
+        raise ConfigError(f"{where}.name: {ep.name!r} may only contain letters, digits, '.', '-', '_'".lstrip("."))
+    _check_entities(ep, where, cfg)
+    for j, grant in enumerate(ep.permissions):
+        if (grant.principal is None) == (grant.group is None):
+            raise ConfigError(f"{where}.permissions[{j}]: name exactly one of 'principal' or 'group'".lstrip("."))
+    try:
+        check_rules(ep.rate_limits)
+    except ValueError as exc:
+        raise ConfigError(f"{where}.rate_limits{exc}".lstrip(".")) from None
 
 
 def _check_entities(ep: EndpointConfig, where: str, cfg: GatewayConfig) -> None:

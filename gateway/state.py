@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.config import EndpointConfig, GatewayConfig
+from gateway.config import GatewayConfig
 from gateway.limits import Limiter
 from gateway.pipeline.call import RequestContext
 from gateway.pipeline.routing import Router
@@ -13,16 +13,18 @@ from gateway.providers.http import HttpClients
 from gateway.responses_store import ResponseStore
 from gateway.server.auth import TokenStore
 from gateway.sinks.writer import BatchWriter
-from gateway.tokens_table import TokenRefresher
+from gateway.endpoints_table import EndpointRegistry, EndpointsTable
+from gateway.tokens_table import StoreRefresher
 
 CONFIG = web.AppKey("config", GatewayConfig)
-ENDPOINTS = web.AppKey("endpoints", dict[str, EndpointConfig])
+ENDPOINTS = web.AppKey("endpoints", EndpointRegistry)
+ENDPOINTS_TABLE = web.AppKey("endpoints_table", EndpointsTable)
 HTTP = web.AppKey("http", HttpClients)
 PROVIDERS = web.AppKey("providers", dict[str, Provider])
 ROUTER = web.AppKey("router", Router)
 RESPONSES = web.AppKey("responses", ResponseStore)
 LIMITER = web.AppKey("limiter", Limiter)
-TOKEN_REFRESHER = web.AppKey("token_refresher", TokenRefresher)
+STORE_REFRESHER = web.AppKey("store_refresher", StoreRefresher)
 TOKENS = web.AppKey("tokens", TokenStore)
 WRITER = web.AppKey("usage_writer", BatchWriter)
 

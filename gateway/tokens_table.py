@@ -3,25 +3,23 @@ SQLite file or the PostgreSQL database the usage table lives in.
 
 A token is shown once, at creation; the table keeps its SHA-256, its principal, groups,
 admin flag, expiry and revocation time. Running gateways reload the active ones every few
-seconds, so a revocation reaches every worker within ``server.token_refresh_s``.
+seconds, so a revocation reaches every worker within ``server.store_refresh_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
-import sqlite3
 import time
 import uuid
-from pathlib import Path
 
 import msgspec
 
 from gateway.config import GatewayConfig
+from gateway.endpoints_table import EndpointRegistry, EndpointsTable
 from gateway.server.auth import Principal, TokenStore, hash_token
-from gateway.sinks.postgres import _import_asyncpg
+from gateway.store import Store
 
 
 class StoredToken(msgspec.Struct, frozen=True):
@@ -69,32 +67,10 @@ class TokensTable:
     """The ``tokens`` table of the configured store."""
 
     def __init__(self, config: GatewayConfig) -> None:
-        storage = config.storage
-        self._dsn = storage.dsn if storage.kind == "postgres" else None
-        self._path = Path(storage.path or Path(config.server.data_dir) / "usage.db")
-
-    # -- the backends: a few statements each, run rarely (CLI, a refresh every few seconds)
-
-    def _sqlite(self, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, timeout=30)
-        try:
-            conn.execute(_SQLITE_SCHEMA)
-            with conn:
-                return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+        self._store = Store(config, {"sqlite": _SQLITE_SCHEMA, "postgres": _POSTGRES_SCHEMA})
 
     async def _run(self, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
-        if self._dsn is None:
-            # Statements are written with PostgreSQL's $n placeholders; SQLite takes ?.
-            return await asyncio.to_thread(self._sqlite, re.sub(r"\$\d+", "?", sql), args)
-        conn = await _import_asyncpg().connect(self._dsn)
-        try:
-            await conn.execute(_POSTGRES_SCHEMA)
-            return [tuple(r) for r in await conn.fetch(sql, *args)]
-        finally:
-            await conn.close()
+        return await self._store.run(sql, args)
 
     # -- operations
 
@@ -122,25 +98,29 @@ class TokensTable:
         return bool(rows)
 
 
-class TokenRefresher:
-    """Keeps a TokenStore's run-time tokens in step with the table."""
+class StoreRefresher:
+    """Keeps a worker's tokens and endpoints in step with the store's tables."""
 
-    def __init__(self, table: TokensTable, store: TokenStore) -> None:
-        self._table = table
-        self._store = store
+    def __init__(self, tokens: TokensTable, token_store: TokenStore, endpoints: EndpointsTable,
+                 registry: EndpointRegistry) -> None:
+        self._tokens = tokens
+        self._token_store = token_store
+        self._endpoints = endpoints
+        self._registry = registry
 
     async def load(self) -> None:
-        """Replace the store's run-time tokens with the table's active ones."""
+        """Replace the run-time tokens with the table's active ones, and the endpoints with the stored ones."""
         now = time.time()
-        rows = await self._table.list()
-        self._store.replace_stored({
+        rows = await self._tokens.list()
+        self._token_store.replace_stored({
             t.sha256: (Principal(t.principal, t.groups, t.admin), t.expires_at) for t in rows if t.active(now)
         })
+        self._registry.replace(await self._endpoints.load())
 
     async def run(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.load()
-            except Exception as exc:  # noqa: BLE001 - keep the last known tokens through an outage
-                log.warning("could not reload tokens (%s); keeping the last known set", type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - keep the last known state through an outage
+                log.warning("could not reload tokens and endpoints (%s); keeping the last known set", type(exc).__name__)

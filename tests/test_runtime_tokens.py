@@ -12,7 +12,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.config import parse_config
-from gateway.state import TOKEN_REFRESHER
+from gateway.state import STORE_REFRESHER
 from gateway.tokens_table import TokensTable
 
 ENDPOINTS = [{"name": "ep", "served_entities": [{"provider": "mock", "model": "echo"}]}]
@@ -38,8 +38,9 @@ async def create_with_cli(capsys, data_dir: str, *extra: str) -> tuple[str, str]
 
 async def test_created_token_works_on_every_worker_and_revocation_reaches_them(make_gateway, tmp_path, capsys):
     token_id, secret = await create_with_cli(capsys, str(tmp_path))
-    first = await make_gateway({"mock": {"kind": "mock"}}, ENDPOINTS)
-    second = await make_gateway({"mock": {"kind": "mock"}}, ENDPOINTS)  # same store: another worker
+    quiet = {"store_refresh_s": 3600}  # reloads happen when the test says
+    first = await make_gateway({"mock": {"kind": "mock"}}, ENDPOINTS, server=quiet)
+    second = await make_gateway({"mock": {"kind": "mock"}}, ENDPOINTS, server=quiet)  # same store: another worker
     assert await status(first, secret) == 200 and await status(second, secret) == 200
     (row,) = [r for r in await first.usage_rows(1)]
     assert row["requester"] == "carol"
@@ -47,7 +48,7 @@ async def test_created_token_works_on_every_worker_and_revocation_reaches_them(m
     assert secret.encode() not in (tmp_path / "usage.db").read_bytes()
     assert await cli("tokens", "revoke", token_id, "--data-dir", str(tmp_path)) == 0
     for gw in (first, second):  # what each worker's periodic refresh does
-        await gw.app[TOKEN_REFRESHER].load()
+        await gw.app[STORE_REFRESHER].load()
         assert await status(gw, secret) == 401
     assert await cli("tokens", "revoke", token_id, "--data-dir", str(tmp_path)) == 1
     capsys.readouterr()
@@ -65,7 +66,7 @@ async def test_expired_token_stops_at_once(make_gateway, tmp_path):
     with conn:
         conn.execute("UPDATE tokens SET expires_at = ? WHERE id = ?", (time.time() - 1, row.id))
     conn.close()
-    await gw.app[TOKEN_REFRESHER].load()
+    await gw.app[STORE_REFRESHER].load()
     assert await status(gw, secret) == 401
 
 
@@ -80,7 +81,7 @@ async def test_tokens_in_postgres(make_gateway, tmp_path, postgres_dsn):  # type
     gw = await make_gateway({"mock": {"kind": "mock"}}, ENDPOINTS, storage={"kind": "postgres", "dsn": postgres_dsn})
     assert await status(gw, secret) == 200
     assert await TokensTable(config).revoke(row.id)
-    await gw.app[TOKEN_REFRESHER].load()
+    await gw.app[STORE_REFRESHER].load()
     assert await status(gw, secret) == 401
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.server import anthropic_api, gemini_api, ops, responses_api, serving_api, unified
+from gateway.server import admin_api, anthropic_api, gemini_api, ops, responses_api, serving_api, unified
 
 PREFIXES = ("", "/ai-gateway")
 
@@ -38,6 +38,13 @@ def add_routes(app: web.Application) -> None:
             web.post(prefix + "/serving-endpoints/{endpoint}/invocations", serving_api.invocations),
             web.get(prefix + "/api/2.0/serving-endpoints", serving_api.list_endpoints, allow_head=False),
             web.get(prefix + "/api/2.0/serving-endpoints/{name}", serving_api.get_endpoint, allow_head=False),
+            web.post(prefix + "/api/2.0/serving-endpoints", admin_api.create_endpoint),
+            web.put(prefix + "/api/2.0/serving-endpoints/{name}", admin_api.update_endpoint),
+            web.delete(prefix + "/api/2.0/serving-endpoints/{name}", admin_api.delete_endpoint),
+            web.put(prefix + "/api/2.0/serving-endpoints/{name}/ai-gateway", admin_api.put_ai_gateway),
+            web.get(prefix + "/api/2.0/permissions/serving-endpoints/{name}", admin_api.get_permissions,
+                    allow_head=False),
+            web.put(prefix + "/api/2.0/permissions/serving-endpoints/{name}", admin_api.put_permissions),
         ]
         for version in GEMINI_VERSIONS:
             routes.append(web.post(f"{prefix}/gemini/{version}/models/{{call}}", gemini_api.call_model))

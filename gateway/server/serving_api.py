@@ -84,7 +84,7 @@ async def invocations(request: web.Request) -> web.StreamResponse:
     raise BadRequest("The payload needs 'messages' (chat), 'prompt' (completions) or 'input' (embeddings)")
 
 
-def _describe(endpoint: EndpointConfig) -> dict:  # type: ignore[type-arg]
+def describe(endpoint: EndpointConfig) -> dict:  # type: ignore[type-arg]
     return {
         "name": endpoint.name,
         "state": {"ready": "READY", "config_update": "NOT_UPDATING"},
@@ -98,13 +98,22 @@ def _describe(endpoint: EndpointConfig) -> dict:  # type: ignore[type-arg]
                 {"served_model_name": e.key, "traffic_percentage": e.weight if e.weight is not None else 100}
                 for e in endpoint.served_entities
             ]},
+            "fallbacks": [{"external_model": {"provider": e.provider, "name": e.model}} for e in endpoint.fallbacks],
+        },
+        "ai_gateway": {
+            "rate_limits": [
+                {"key": "user_group" if r.key == "group" else r.key, "principal": r.principal, "calls": r.qpm,
+                 "tokens": r.tpm, "renewal_period": "minute"}
+                for r in endpoint.rate_limits
+            ],
+            "fallback_config": {"enabled": bool(endpoint.fallbacks)},
         },
     }
 
 
 async def list_endpoints(request: web.Request) -> web.Response:
     ctx = request[CONTEXT]
-    endpoints = [_describe(e) for _, e in visible(ctx.principal, request.app[ENDPOINTS])]
+    endpoints = [describe(e) for _, e in visible(ctx.principal, request.app[ENDPOINTS])]
     return web.json_response({"endpoints": endpoints}, headers={"x-request-id": ctx.request_id})
 
 
@@ -114,4 +123,4 @@ async def get_endpoint(request: web.Request) -> web.Response:
     if endpoint is None:
         raise EndpointNotFound(f"Endpoint '{request.match_info['name']}' does not exist")
     require_query(ctx.principal, endpoint)
-    return web.json_response(_describe(endpoint), headers={"x-request-id": ctx.request_id})
+    return web.json_response(describe(endpoint), headers={"x-request-id": ctx.request_id})

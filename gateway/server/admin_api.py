@@ -1,0 +1,239 @@
+"""The admin API, in the Databricks serving-endpoints shape.
+
+``POST /api/2.0/serving-endpoints`` creates an endpoint (admins), ``PUT`` / ``DELETE
+/api/2.0/serving-endpoints/{name}`` replace or remove one, ``PUT .../{name}/ai-gateway``
+sets its rate limits and turns fallbacks off or on, and ``GET`` / ``PUT
+/api/2.0/permissions/serving-endpoints/{name}`` read and set who may use it. Changing an
+endpoint needs CAN_MANAGE on it (or an admin token). Changes go to the store and to this
+worker at once; the other workers pick them up at their next reload (``server.store_refresh_s``).
+
+An endpoint body::
+
+    {"name": "team-chat",
+     "config": {"served_entities": [{"name": "a", "external_model": {"provider": "openai", "name": "gpt-4.1"}}],
+                "traffic_config": {"routes": [{"served_model_name": "a", "traffic_percentage": 100}]},
+                "fallbacks": [{"external_model": {"provider": "anthropic", "name": "claude-sonnet-4-5"}}],
+                "task": "llm/v1/chat"}}
+
+``external_model.provider`` names a provider of the gateway's configuration.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from gateway.config import ConfigError, EndpointConfig, Permission, ServedEntity, check_endpoint
+from gateway.codecs.openai_chat import bad_request_from
+from gateway.errors import BadRequest, EndpointNotFound, PermissionDenied
+from gateway.limits import LimitRule
+from gateway.server.auth import Principal
+from gateway.server.chat_flow import read_body
+from gateway.server.responding import json_reply
+from gateway.server.serving_api import describe
+from gateway.state import CONFIG, CONTEXT, ENDPOINTS, ENDPOINTS_TABLE
+
+
+class ExternalModel(msgspec.Struct):
+    provider: str
+    name: str
+
+
+class ServedEntityBody(msgspec.Struct):
+    external_model: ExternalModel
+    name: str | None = None
+
+
+class Route(msgspec.Struct):
+    served_model_name: str
+    traffic_percentage: int
+
+
+class TrafficConfig(msgspec.Struct):
+    routes: list[Route] = []
+
+
+class EndpointCoreConfig(msgspec.Struct):
+    served_entities: list[ServedEntityBody]
+    traffic_config: TrafficConfig | None = None
+    fallbacks: list[ServedEntityBody] = []
+    task: str = "llm/v1/chat"
+
+
+class EndpointBody(msgspec.Struct):
+    config: EndpointCoreConfig
+    name: str | None = None
+
+
+class RateLimitBody(msgspec.Struct):
+    """Databricks' rate-limit shape: ``calls`` (per minute) or ``tokens`` (per minute) per key."""
+
+    key: str = "endpoint"  # endpoint | user | user_group | service_principal
+    calls: int | None = None
+    tokens: int | None = None
+    principal: str | None = None
+    renewal_period: str = "minute"
+
+
+class FallbackConfig(msgspec.Struct):
+    enabled: bool
+
+
+class AIGatewayBody(msgspec.Struct):
+    rate_limits: list[RateLimitBody] | None = None
+    fallback_config: FallbackConfig | None = None
+
+
+class AccessControl(msgspec.Struct, omit_defaults=True):
+    permission_level: str
+    user_name: str | None = None
+    group_name: str | None = None
+    service_principal_name: str | None = None
+
+
+class PermissionsBody(msgspec.Struct):
+    access_control_list: list[AccessControl]
+
+
+def _decode(body: bytes, kind: type) -> object:  # type: ignore[type-arg]
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.DecodeError as exc:
+        raise bad_request_from(exc) from None
+
+
+def _may_manage(principal: Principal | None, endpoint: EndpointConfig | None) -> bool:
+    if principal is None:
+        return False
+    if principal.admin:
+        return True
+    if endpoint is None:
+        return False
+    groups = set(principal.groups)
+    return any(p.level == "CAN_MANAGE" and (p.principal == principal.name or (p.group in groups and p.group))
+               for p in endpoint.permissions)
+
+
+def _require_manage(request: web.Request, endpoint: EndpointConfig | None, name: str) -> None:
+    principal = request[CONTEXT].principal
+    if not _may_manage(principal, endpoint):
+        who = principal.name if principal is not None else "the caller"
+        raise PermissionDenied(f"{who} may not manage endpoint '{name}'")
+
+
+def _existing(request: web.Request, name: str) -> EndpointConfig:
+    endpoint = request.app[ENDPOINTS].get(name)
+    if endpoint is None:
+        raise EndpointNotFound(f"Endpoint '{name}' does not exist")
+    _require_manage(request, endpoint, name)
+    request[CONTEXT].record.endpoint = name
+    return endpoint
+
+
+def _entity(body: ServedEntityBody, weight: int | None) -> ServedEntity:
+    return ServedEntity(provider=body.external_model.provider, model=body.external_model.name, weight=weight)
+
+
+def _endpoint_from(name: str, body: EndpointBody, base: EndpointConfig | None) -> EndpointConfig:
+    core = body.config
+    weights = {r.served_model_name: r.traffic_percentage for r in (core.traffic_config.routes if core.traffic_config else [])}
+    served = [_entity(e, weights.get(e.name or "") if len(core.served_entities) > 1 else None) for e in core.served_entities]
+    fields = msgspec.structs.asdict(base) if base is not None else {}
+    fields.update(name=name, served_entities=served, fallbacks=[_entity(f, None) for f in core.fallbacks],
+                  task="embeddings" if "embeddings" in core.task else "chat")
+    return EndpointConfig(**fields)
+
+
+async def _save(request: web.Request, endpoint: EndpointConfig) -> web.Response:
+    try:
+        check_endpoint(endpoint, "", request.app[CONFIG])
+    except ConfigError as exc:
+        raise BadRequest(str(exc).lstrip(".")) from None
+    await request.app[ENDPOINTS_TABLE].put(endpoint)
+    request.app[ENDPOINTS].put(endpoint)
+    return json_reply(request[CONTEXT], msgspec.json.encode(describe(endpoint)))
+
+
+async def create_endpoint(request: web.Request) -> web.Response:
+    body = _decode(await read_body(request), EndpointBody)
+    assert isinstance(body, EndpointBody)
+    if not body.name:
+        raise BadRequest("name is required", param="name")
+    _require_manage(request, None, body.name)
+    if body.name in request.app[ENDPOINTS]:
+        raise BadRequest(f"Endpoint '{body.name}' already exists", param="name")
+    request[CONTEXT].record.endpoint = body.name
+    return await _save(request, _endpoint_from(body.name, body, None))
+
+
+async def update_endpoint(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    base = _existing(request, name)
+    body = _decode(await read_body(request), EndpointBody)
+    assert isinstance(body, EndpointBody)
+    return await _save(request, _endpoint_from(name, body, base))
+
+
+async def delete_endpoint(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    _existing(request, name)
+    await request.app[ENDPOINTS_TABLE].delete(name)
+    request.app[ENDPOINTS].remove(name)
+    return json_reply(request[CONTEXT], b"{}")
+
+
+_LIMIT_KEYS = {"endpoint": "endpoint", "user": "user", "user_group": "group", "group": "group",
+               "service_principal": "service_principal"}
+
+
+async def put_ai_gateway(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    endpoint = _existing(request, name)
+    body = _decode(await read_body(request), AIGatewayBody)
+    assert isinstance(body, AIGatewayBody)
+    changes: dict[str, object] = {}
+    if body.rate_limits is not None:
+        rules = []
+        for i, r in enumerate(body.rate_limits):
+            if r.renewal_period != "minute" or r.key not in _LIMIT_KEYS:
+                raise BadRequest(f"rate_limits[{i}]: key must be one of {sorted(_LIMIT_KEYS)} and renewal_period "
+                                 "'minute'", param=f"rate_limits[{i}]")
+            try:
+                rules.append(LimitRule(key=_LIMIT_KEYS[r.key], principal=r.principal, qpm=r.calls, tpm=r.tokens))  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise BadRequest(f"rate_limits[{i}]: {exc}", param=f"rate_limits[{i}]") from None
+        changes["rate_limits"] = rules
+    if body.fallback_config is not None and not body.fallback_config.enabled:
+        changes["fallbacks"] = []
+    return await _save(request, msgspec.structs.replace(endpoint, **changes))
+
+
+def _acl(endpoint: EndpointConfig) -> bytes:
+    entries = [
+        AccessControl(p.level, group_name=p.group) if p.group else AccessControl(p.level, user_name=p.principal)
+        for p in endpoint.permissions
+    ]
+    return msgspec.json.encode({"object_id": f"/serving-endpoints/{endpoint.name}", "object_type": "serving-endpoint",
+                                "access_control_list": entries})
+
+
+async def get_permissions(request: web.Request) -> web.Response:
+    endpoint = _existing(request, request.match_info["name"])
+    return json_reply(request[CONTEXT], _acl(endpoint))
+
+
+async def put_permissions(request: web.Request) -> web.Response:
+    endpoint = _existing(request, request.match_info["name"])
+    body = _decode(await read_body(request), PermissionsBody)
+    assert isinstance(body, PermissionsBody)
+    grants = []
+    for i, entry in enumerate(body.access_control_list):
+        if entry.permission_level not in ("CAN_QUERY", "CAN_MANAGE"):
+            raise BadRequest(f"access_control_list[{i}].permission_level: CAN_QUERY or CAN_MANAGE")
+        who = entry.user_name or entry.service_principal_name
+        if (who is None) == (entry.group_name is None):
+            raise BadRequest(f"access_control_list[{i}]: name one user, service principal or group")
+        grants.append(Permission(principal=who, group=entry.group_name, level=entry.permission_level))  # type: ignore[arg-type]
+    updated = msgspec.structs.replace(endpoint, permissions=grants)
+    await _save(request, updated)
+    return json_reply(request[CONTEXT], _acl(updated))

@@ -1,0 +1,106 @@
+"""The admin API: endpoints created, changed and removed at run time, persisted, seen by a
+second worker after its reload, with permissions and rate limits."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from gateway.state import STORE_REFRESHER
+from tests.conftest import OTHER_TOKEN, TOKEN
+
+ADMIN = "gw-admin-token-42"
+TOKENS = [
+    {"principal": "alice@example.com", "groups": ["ml"], "token": TOKEN},
+    {"principal": "bob@example.com", "token": OTHER_TOKEN},
+    {"principal": "root", "token": ADMIN, "admin": True},
+]
+PROVIDERS = {"mock": {"kind": "mock"}, "mock2": {"kind": "mock"}}
+SEED = [{"name": "seeded", "served_entities": [{"provider": "mock", "model": "echo"}]}]
+
+
+def body(*entities: tuple[str, str, int | None], fallbacks: tuple[tuple[str, str], ...] = ()) -> dict:  # type: ignore[type-arg]
+    served = [{"name": f"e{i}", "external_model": {"provider": p, "name": m}} for i, (p, m, _) in enumerate(entities)]
+    routes = [{"served_model_name": f"e{i}", "traffic_percentage": w} for i, (_, _, w) in enumerate(entities) if w]
+    return {"config": {"served_entities": served, "traffic_config": {"routes": routes},
+                       "fallbacks": [{"external_model": {"provider": p, "name": m}} for p, m in fallbacks]}}
+
+
+async def call(gw, method: str, path: str, token: str = ADMIN, json: dict | None = None):  # type: ignore[no-untyped-def]
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, gw.url(path), json=json, headers={"Authorization": f"Bearer {token}"}) as r:
+            return r.status, await r.json()
+
+
+async def chat(gw, model: str, token: str = TOKEN) -> tuple[int, dict]:  # type: ignore[no-untyped-def, type-arg]
+    return await call(gw, "POST", "/v1/chat/completions", token, {"model": model, "messages": [{"role": "user", "content": "hi"}]})
+
+
+@pytest.fixture
+async def workers(make_gateway):  # type: ignore[no-untyped-def]
+    """Two apps on one store, as two worker processes would be; reloads happen when a test says."""
+    quiet = {"store_refresh_s": 3600}
+    return (await make_gateway(PROVIDERS, SEED, tokens=TOKENS, server=quiet),
+            await make_gateway(PROVIDERS, SEED, tokens=TOKENS, server=quiet))
+
+
+async def test_create_update_delete_seen_by_another_worker(workers):
+    first, second = workers
+    status, created = await call(first, "POST", "/api/2.0/serving-endpoints",
+                                 json={"name": "team-chat", **body(("mock", "echo", None), fallbacks=(("mock2", "echo"),))})
+    assert status == 200 and created["name"] == "team-chat"
+    assert created["config"]["fallbacks"] == [{"external_model": {"provider": "mock2", "name": "echo"}}]
+    assert (await chat(first, "team-chat"))[0] == 200
+    assert (await chat(second, "team-chat"))[0] == 404  # before its reload
+    await second.app[STORE_REFRESHER].load()
+    assert (await chat(second, "team-chat"))[0] == 200
+    status, updated = await call(first, "PUT", "/api/2.0/serving-endpoints/team-chat",
+                                 json=body(("mock", "echo", 50), ("mock2", "error-500", 50)))
+    assert status == 200 and [r["traffic_percentage"] for r in updated["config"]["traffic_config"]["routes"]] == [50, 50]
+    assert (await call(first, "DELETE", "/api/2.0/serving-endpoints/team-chat"))[0] == 200
+    await second.app[STORE_REFRESHER].load()
+    assert (await chat(first, "team-chat"))[0] == 404 and (await chat(second, "team-chat"))[0] == 404
+
+
+async def test_bad_bodies_and_who_may_manage(workers):
+    first, _ = workers
+    status, err = await call(first, "POST", "/api/2.0/serving-endpoints", json={"name": "x", **body(("nope", "m", None))})
+    assert status == 400 and err["error_code"] == "INVALID_PARAMETER_VALUE" and "unknown provider 'nope'" in err["message"]
+    status, err = await call(first, "POST", "/api/2.0/serving-endpoints", json={"name": "seeded", **body(("mock", "echo", None))})
+    assert status == 400 and "already exists" in err["message"]
+    status, err = await call(first, "POST", "/api/2.0/serving-endpoints", TOKEN, json={"name": "mine", **body(("mock", "echo", None))})
+    assert status == 403 and err["error_code"] == "PERMISSION_DENIED"
+    assert (await call(first, "DELETE", "/api/2.0/serving-endpoints/nope"))[0] == 404
+    assert (await call(first, "PUT", "/api/2.0/serving-endpoints/seeded", TOKEN, json=body(("mock", "echo", None))))[0] == 403
+
+
+async def test_permissions_api_and_can_manage(workers):
+    first, _ = workers
+    acl = {"access_control_list": [{"group_name": "ml", "permission_level": "CAN_QUERY"},
+                                   {"user_name": "bob@example.com", "permission_level": "CAN_MANAGE"}]}
+    status, got = await call(first, "PUT", "/api/2.0/permissions/serving-endpoints/seeded", json=acl)
+    assert status == 200 and got["access_control_list"] == acl["access_control_list"]
+    assert (await chat(first, "seeded", TOKEN))[0] == 200  # alice, through group ml
+    assert (await chat(first, "seeded", OTHER_TOKEN))[0] == 200  # bob, CAN_MANAGE includes querying
+    # bob may now manage it: cut alice's group out.
+    status, _ = await call(first, "PUT", "/api/2.0/permissions/serving-endpoints/seeded", OTHER_TOKEN,
+                           json={"access_control_list": [acl["access_control_list"][1]]})
+    assert status == 200
+    assert (await chat(first, "seeded", TOKEN))[0] == 403
+    assert (await call(first, "GET", "/api/2.0/permissions/serving-endpoints/seeded", TOKEN))[0] == 403
+
+
+async def test_ai_gateway_rate_limits_and_fallback_switch(workers):
+    first, _ = workers
+    await call(first, "POST", "/api/2.0/serving-endpoints",
+               json={"name": "guarded", **body(("mock", "error-503", None), fallbacks=(("mock", "echo"),))})
+    assert (await chat(first, "guarded"))[0] == 200  # the fallback answers
+    status, got = await call(first, "PUT", "/api/2.0/serving-endpoints/guarded/ai-gateway", json={
+        "rate_limits": [{"key": "user", "calls": 1, "renewal_period": "minute"}], "fallback_config": {"enabled": False}})
+    assert status == 200 and got["ai_gateway"]["rate_limits"][0]["calls"] == 1
+    assert got["ai_gateway"]["fallback_config"] == {"enabled": False}
+    assert (await chat(first, "guarded"))[0] == 503  # no fallback any more
+    assert (await chat(first, "guarded"))[0] == 429
+    status, err = await call(first, "PUT", "/api/2.0/serving-endpoints/guarded/ai-gateway",
+                             json={"rate_limits": [{"key": "user", "calls": 1, "renewal_period": "hour"}]})
+    assert status == 400 and "renewal_period" in err["message"]
