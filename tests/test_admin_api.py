@@ -104,3 +104,22 @@ async def test_ai_gateway_rate_limits_and_fallback_switch(workers):
     status, err = await call(first, "PUT", "/api/2.0/serving-endpoints/guarded/ai-gateway",
                              json={"rate_limits": [{"key": "user", "calls": 1, "renewal_period": "hour"}]})
     assert status == 400 and "renewal_period" in err["message"]
+
+
+async def test_tokens_through_the_admin_api(workers):
+    first, second = workers
+    status, created = await call(first, "POST", "/api/2.0/token-management/tokens",
+                                 json={"principal": "svc-batch", "groups": ["ml"], "lifetime_seconds": 3600})
+    assert status == 200 and created["token_info"]["owner"] == "svc-batch"
+    secret, token_id = created["token_value"], created["token_info"]["token_id"]
+    assert (await chat(first, "seeded", secret))[0] == 200
+    await second.app[STORE_REFRESHER].load()
+    assert (await chat(second, "seeded", secret))[0] == 200
+    status, listed = await call(first, "GET", "/api/2.0/token-management/tokens")
+    assert [t["token_id"] for t in listed["token_infos"]] == [token_id] and secret not in str(listed)
+    assert (await call(first, "GET", "/api/2.0/token-management/tokens", TOKEN))[0] == 403
+    assert (await call(first, "DELETE", f"/api/2.0/token-management/tokens/{token_id}"))[0] == 200
+    assert (await chat(first, "seeded", secret))[0] == 401
+    await second.app[STORE_REFRESHER].load()
+    assert (await chat(second, "seeded", secret))[0] == 401
+    assert (await call(first, "DELETE", f"/api/2.0/token-management/tokens/{token_id}"))[0] == 404

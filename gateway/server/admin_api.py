@@ -6,6 +6,7 @@ sets its rate limits and turns fallbacks off or on, and ``GET`` / ``PUT
 /api/2.0/permissions/serving-endpoints/{name}`` read and set who may use it. Changing an
 endpoint needs CAN_MANAGE on it (or an admin token). Changes go to the store and to this
 worker at once; the other workers pick them up at their next reload (``server.store_refresh_s``).
+Tokens are managed under ``/api/2.0/token-management/tokens`` by admins.
 
 An endpoint body::
 
@@ -25,13 +26,14 @@ from aiohttp import web
 
 from gateway.config import ConfigError, EndpointConfig, Permission, ServedEntity, check_endpoint
 from gateway.codecs.openai_chat import bad_request_from
-from gateway.errors import BadRequest, EndpointNotFound, PermissionDenied
+from gateway.errors import BadRequest, EndpointNotFound, NotFound, PermissionDenied
 from gateway.limits import LimitRule
 from gateway.server.auth import Principal
 from gateway.server.chat_flow import read_body
 from gateway.server.responding import json_reply
 from gateway.server.serving_api import describe
-from gateway.state import CONFIG, CONTEXT, ENDPOINTS, ENDPOINTS_TABLE
+from gateway.state import CONFIG, CONTEXT, ENDPOINTS, ENDPOINTS_TABLE, STORE_REFRESHER
+from gateway.tokens_table import StoredToken, TokensTable
 
 
 class ExternalModel(msgspec.Struct):
@@ -237,3 +239,50 @@ async def put_permissions(request: web.Request) -> web.Response:
     updated = msgspec.structs.replace(endpoint, permissions=grants)
     await _save(request, updated)
     return json_reply(request[CONTEXT], _acl(updated))
+
+
+# ---- tokens (Databricks token-management shape; admins only) ------------------------------
+
+class CreateTokenBody(msgspec.Struct):
+    principal: str
+    groups: list[str] = []
+    admin: bool = False
+    lifetime_seconds: int | None = None
+    comment: str = ""
+
+
+def _require_admin(request: web.Request) -> None:
+    principal = request[CONTEXT].principal
+    if principal is None or not principal.admin:
+        raise PermissionDenied("Managing tokens needs an admin token")
+
+
+def _token_info(t: StoredToken) -> dict[str, object]:
+    return {"token_id": t.id, "owner": t.principal, "groups": list(t.groups), "admin": t.admin,
+            "creation_time": int(t.created_at * 1000), "expiry_time": int(t.expires_at * 1000) if t.expires_at else -1,
+            "revoked": t.revoked_at is not None, "comment": t.description}
+
+
+async def create_token(request: web.Request) -> web.Response:
+    """A new token; its value is in the response once and never again."""
+    _require_admin(request)
+    body = _decode(await read_body(request), CreateTokenBody)
+    assert isinstance(body, CreateTokenBody)
+    secret, row = await TokensTable(request.app[CONFIG]).create(
+        body.principal, tuple(body.groups), admin=body.admin, expires_in=body.lifetime_seconds, description=body.comment)
+    await request.app[STORE_REFRESHER].load()
+    return json_reply(request[CONTEXT], msgspec.json.encode({"token_value": secret, "token_info": _token_info(row)}))
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    _require_admin(request)
+    rows = await TokensTable(request.app[CONFIG]).list()
+    return json_reply(request[CONTEXT], msgspec.json.encode({"token_infos": [_token_info(t) for t in rows]}))
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    _require_admin(request)
+    if not await TokensTable(request.app[CONFIG]).revoke(request.match_info["token_id"]):
+        raise NotFound(f"No unrevoked token with id {request.match_info['token_id']}")
+    await request.app[STORE_REFRESHER].load()
+    return json_reply(request[CONTEXT], b"{}")

@@ -45,6 +45,9 @@ def add_routes(app: web.Application) -> None:
             web.get(prefix + "/api/2.0/permissions/serving-endpoints/{name}", admin_api.get_permissions,
                     allow_head=False),
             web.put(prefix + "/api/2.0/permissions/serving-endpoints/{name}", admin_api.put_permissions),
+            web.post(prefix + "/api/2.0/token-management/tokens", admin_api.create_token),
+            web.get(prefix + "/api/2.0/token-management/tokens", admin_api.list_tokens, allow_head=False),
+            web.delete(prefix + "/api/2.0/token-management/tokens/{token_id}", admin_api.revoke_token),
         ]
         for version in GEMINI_VERSIONS:
             routes.append(web.post(f"{prefix}/gemini/{version}/models/{{call}}", gemini_api.call_model))
