@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
+import logging.handlers
+import queue
 import multiprocessing
 import os
 import secrets
@@ -76,7 +79,17 @@ def _banner(config: GatewayConfig, host: str, port: int, dev_token: str | None) 
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """Log records go through a queue to a thread that writes them: writing to stderr must
+    not block the event loop (the access log writes a line per request)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler)
+    listener.start()
+    atexit.register(listener.stop)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.setLevel(logging.INFO)
 
 
 def run_worker(config: GatewayConfig, dev_token: str | None, reuse_port: bool) -> None:

@@ -7,6 +7,7 @@ fallback by ``retryable`` alone.
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 
@@ -109,7 +110,9 @@ async def raise_for_upstream_status(resp: aiohttp.ClientResponse, provider: str)
     raise UpstreamStatus(resp.status, message, retry_after=_retry_after(resp.headers))
 
 
+@functools.lru_cache(maxsize=256)
 def client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
+    """aiohttp's timeout for ``t``, made once per distinct Timeouts (they are frozen)."""
     return aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.first_byte)
 
 

@@ -8,6 +8,7 @@ Authentication runs before the handler reads the body.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -37,15 +38,18 @@ class _MethodNotAllowed(GatewayError):
     status, code, kind = 405, "method_not_allowed", "invalid_request"
 
 
+@functools.lru_cache(maxsize=1024)
+def _api_type(canonical: str) -> str | None:
+    path = canonical[len("/ai-gateway"):] if canonical.startswith("/ai-gateway/") else canonical
+    return None if path in OPS_PATHS else path.lstrip("/")
+
+
 def api_type_of(request: web.Request) -> str | None:
     """``mlflow/v1/chat/completions`` for an API route (any prefix); None for ops or no route."""
     info = request.match_info
     if isinstance(info, MatchInfoError):
         return None
-    path = info.route.resource.canonical if info.route.resource else ""
-    if path.startswith("/ai-gateway/"):
-        path = path[len("/ai-gateway"):]
-    return None if path in OPS_PATHS else path.lstrip("/")
+    return _api_type(info.route.resource.canonical if info.route.resource else "")
 
 
 #: Headers that carry the caller's own timeout in seconds: ours, and the one the OpenAI and
