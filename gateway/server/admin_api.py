@@ -81,9 +81,13 @@ class FallbackConfig(msgspec.Struct):
     enabled: bool
 
 
-class AIGatewayBody(msgspec.Struct):
+class AIGatewayBody(msgspec.Struct, forbid_unknown_fields=True):
     rate_limits: list[RateLimitBody] | None = None
     fallback_config: FallbackConfig | None = None
+    # Named so that a body setting them gets a clear answer rather than a silent no-op.
+    usage_tracking_config: msgspec.Raw | None = None
+    inference_table_config: msgspec.Raw | None = None
+    guardrails: msgspec.Raw | None = None
 
 
 class AccessControl(msgspec.Struct, omit_defaults=True):
@@ -193,6 +197,10 @@ async def put_ai_gateway(request: web.Request) -> web.Response:
     endpoint = _existing(request, name)
     body = _decode(await read_body(request), AIGatewayBody)
     assert isinstance(body, AIGatewayBody)
+    for field in ("inference_table_config", "guardrails"):
+        if getattr(body, field) is not None:
+            raise BadRequest(f"{field} is not supported by this gateway yet", param=field)
+    # usage_tracking_config is accepted: usage is always tracked.
     changes: dict[str, object] = {}
     if body.rate_limits is not None:
         rules = []
