@@ -85,9 +85,9 @@ class AIGatewayBody(msgspec.Struct, forbid_unknown_fields=True):
     rate_limits: list[RateLimitBody] | None = None
     fallback_config: FallbackConfig | None = None
     # Named so that a body setting them gets a clear answer rather than a silent no-op.
-    usage_tracking_config: msgspec.Raw | None = None
-    inference_table_config: msgspec.Raw | None = None
-    guardrails: msgspec.Raw | None = None
+    usage_tracking_config: dict[str, object] | None = None
+    inference_table_config: dict[str, object] | None = None
+    guardrails: dict[str, object] | None = None
 
 
 class AccessControl(msgspec.Struct, omit_defaults=True):
