@@ -6,6 +6,7 @@ With ``--workers N`` the CLI sets PROMETHEUS_MULTIPROC_DIR before any worker sta
 
 from __future__ import annotations
 
+import functools
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -55,6 +56,18 @@ USAGE_WRITTEN = Counter("gateway_usage_records_written_total", "Usage records wr
 USAGE_SPILLED = Counter(
     "gateway_usage_records_spilled_total", "Usage records put in the spill file because the sink or queue was full.",
 )
+
+
+@functools.lru_cache(maxsize=8192)
+def request_series(endpoint: str, api: str, status: str):  # type: ignore[no-untyped-def]
+    """The per-request children (count, latency, TTFB), looked up once per label set:
+    ``labels()`` validates and locks on every call."""
+    return REQUESTS.labels(endpoint, api, status), LATENCY.labels(endpoint, api), TTFB.labels(endpoint, api)
+
+
+@functools.lru_cache(maxsize=4096)
+def token_series(endpoint: str):  # type: ignore[no-untyped-def]
+    return INPUT_TOKENS.labels(endpoint), OUTPUT_TOKENS.labels(endpoint)
 
 
 def render() -> bytes:

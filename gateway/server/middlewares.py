@@ -154,13 +154,14 @@ def _account(request: web.Request, ctx: RequestContext, resp: web.StreamResponse
     if rec.time_to_first_byte_ms is None:
         rec.time_to_first_byte_ms = rec.latency_ms
     endpoint = rec.endpoint or ""
-    metrics.REQUESTS.labels(endpoint, rec.api_type, str(rec.status_code)).inc()
-    metrics.LATENCY.labels(endpoint, rec.api_type).observe(elapsed)
-    metrics.TTFB.labels(endpoint, rec.api_type).observe(rec.time_to_first_byte_ms / 1000)
-    if rec.input_tokens:
-        metrics.INPUT_TOKENS.labels(endpoint).inc(rec.input_tokens)
-    if rec.output_tokens:
-        metrics.OUTPUT_TOKENS.labels(endpoint).inc(rec.output_tokens)
+    count, latency, ttfb = metrics.request_series(endpoint, rec.api_type, str(rec.status_code))
+    count.inc()
+    latency.observe(elapsed)
+    ttfb.observe(rec.time_to_first_byte_ms / 1000)
+    if rec.input_tokens or rec.output_tokens:
+        input_tokens, output_tokens = metrics.token_series(endpoint)
+        input_tokens.inc(rec.input_tokens)
+        output_tokens.inc(rec.output_tokens)
     if ctx.reservation is not None:
         ctx.reservation.settle(rec.total_tokens)
     request.app[WRITER].submit(rec)
