@@ -113,7 +113,8 @@ def run_worker(config: GatewayConfig, dev_token: str | None, reuse_port: bool) -
         loop = asyncio.new_event_loop()
     app = create_app(config, store)
     web.run_app(
-        app, host=config.server.host, port=config.server.port, reuse_port=reuse_port,
+        # aiohttp's default listen backlog (128) drops SYNs when hundreds of clients connect at once.
+        app, host=config.server.host, port=config.server.port, reuse_port=reuse_port, backlog=4096,
         print=lambda _: log.info("worker %d ready on %s:%d", os.getpid(), config.server.host, config.server.port),
         access_log_class=JSONAccessLogger, access_log=logging.getLogger("gateway.access"), loop=loop,
     )

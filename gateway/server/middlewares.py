@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import time
-import uuid
 
 import msgspec
 from aiohttp import web
@@ -100,7 +100,7 @@ def error_response(request: web.Request, err: GatewayError, request_id: str) -> 
 @web.middleware
 async def edge(request: web.Request, handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
     supplied = request.headers.get("x-request-id")
-    request_id = supplied if supplied and _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    request_id = supplied if supplied and _REQUEST_ID.match(supplied) else os.urandom(16).hex()
     api_type = api_type_of(request)
     ctx = RequestContext(request_id, api_type or "", request.headers.get("user-agent"), caller_deadline(request))
     request[CONTEXT] = ctx

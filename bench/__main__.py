@@ -1,0 +1,108 @@
+"""``python -m bench run [SCENARIO...]``, ``python -m bench setup [WHAT...]``, ``python -m bench list``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import time
+
+from bench.session import BASELINES, QUICK_BASELINES, Options, Session
+
+
+def _parser() -> argparse.ArgumentParser:
+    from bench.scenarios import DEFAULT, SCENARIOS
+
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Gateway benchmarks; see bench/README.md.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run scenarios (default: all but profile)")
+    run.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=f"any of: {', '.join(SCENARIOS)}")
+    run.add_argument("--quick", action="store_true", help="short windows and fewer lines: a smoke run")
+    run.add_argument("--baselines", help=f"comma-separated, from {','.join(BASELINES)} "
+                     f"(default: all; with --quick: {','.join(QUICK_BASELINES)})")
+    run.add_argument("--driver", choices=("auto", "raw", "aiohttp", "wrk"), default="auto",
+                     help="load driver for non-streamed load (auto: raw, the lean protocol client; "
+                     "streams always use the aiohttp client, and latency at concurrency 1 too)")
+    run.add_argument("--soak-seconds", type=float, default=60.0, help="memory soak length (default 60)")
+    run.add_argument("--postgres-dsn", default="postgresql://postgres@127.0.0.1:5432/test")
+    run.add_argument("--stream-workers2", action="store_true", help="streaming capacity also on --workers 2")
+    run.add_argument("--profile-target", default="passthrough", help="profile: which gateway target to load")
+    run.add_argument("--profile-seconds", type=float, default=20.0)
+    run.add_argument("--keep-workdir", action="store_true", help="keep configs and process logs")
+    setup = sub.add_parser("setup", help="install wrk, nginx, litellm, portkey, py-spy (bench-locally)")
+    setup.add_argument("what", nargs="*", choices=["wrk", "nginx", "litellm", "portkey", "py-spy"], default=[])
+    sub.add_parser("list", help="list the scenarios")
+    return parser
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds into Session.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.report import Report
+    from bench.scenarios import DEFAULT, SCENARIOS
+
+    names = args.scenarios or list(DEFAULT)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    baselines = tuple(args.baselines.split(",")) if args.baselines else (QUICK_BASELINES if args.quick else BASELINES)
+    bad = [b for b in baselines if b not in BASELINES]
+    if bad:
+        print(f"unknown baseline(s): {', '.join(bad)}; choose from {', '.join(BASELINES)}", file=sys.stderr)
+        return 2
+    options = Options(
+        quick=args.quick, baselines=baselines, driver=args.driver, soak_seconds=args.soak_seconds,
+        postgres_dsn=args.postgres_dsn, keep_workdir=args.keep_workdir,
+        extra={"stream_workers2": args.stream_workers2, "profile_target": args.profile_target,
+               "profile_seconds": args.profile_seconds},
+    )
+    command = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    signal.signal(signal.SIGTERM, _on_signal)
+    session = Session(options)
+    session.log(f"bench {' '.join(names)}{' (quick)' if args.quick else ''}; cores: {session.layout.describe()}")
+    session.log(f"load driver: {args.driver if args.driver != 'auto' else 'raw'} for non-streamed load, aiohttp client for "
+                f"streams and concurrency-1 latency{'; wrk cross-checks throughput' if session.wrk else ''}; "
+                f"baselines: {', '.join(baselines)}")
+    failed = []
+    try:
+        for name in names:
+            report = Report(name, args.quick, session.layout.describe(), command=command)
+            t0 = time.monotonic()
+            session.log(f"== {name}")
+            try:
+                SCENARIOS[name](session, report)
+            except (RuntimeError, TimeoutError, OSError) as exc:
+                session.log(f"{name} failed: {exc}")
+                failed.append(name)
+                report.notes.append(f"failed: {exc}")
+            json_path, md_path = report.write()
+            print("\n" + report.markdown(), flush=True)
+            session.log(f"== {name} done in {time.monotonic() - t0:.0f} s: {md_path} and {json_path.name}")
+    except KeyboardInterrupt:
+        session.log("interrupted; stopping every process")
+        return 130
+    finally:
+        session.close()
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "setup":
+        from bench.install import setup
+        return setup(args.what)
+    if args.command == "list":
+        from bench.scenarios import SCENARIOS
+        for name, fn in SCENARIOS.items():
+            doc = (sys.modules[fn.__module__].__doc__ or "").strip().splitlines()[0]
+            print(f"{name:<14} {doc}")
+        return 0
+    return cmd_run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

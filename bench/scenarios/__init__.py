@@ -1,0 +1,24 @@
+"""The scenarios, by the name the command line uses. Each is ``run(session, report)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.report import Report
+from bench.scenarios import latency, memory, profile, streaming, sustained, throughput, usage_writer, workers
+from bench.session import Session
+
+Scenario = Callable[[Session, Report], None]
+
+SCENARIOS: dict[str, Scenario] = {
+    "latency": latency.run,
+    "throughput": throughput.run,
+    "sustained": sustained.run,
+    "streaming": streaming.run,
+    "memory": memory.run,
+    "usage-writer": usage_writer.run,
+    "workers": workers.run,
+    "profile": profile.run,
+}
+#: What ``python -m bench run`` does with no scenario named (profile is asked for by name).
+DEFAULT = ("latency", "throughput", "sustained", "streaming", "memory", "usage-writer", "workers")
