@@ -7,8 +7,7 @@ later turn sent back to Anthropic restores the block unchanged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 
 import aiohttp
 import msgspec
@@ -25,8 +24,8 @@ from gateway.ir import (
     TextDelta, TextPart, ThinkingDelta, ThinkingPart, ToolCallDelta, ToolCallPart, ToolCallStart,
     ToolResultPart, Usage, UsageEvent,
 )
-from gateway.providers.base import Provider, ProviderStream, Target
-from gateway.providers.http import HttpClients, decode_json, iter_chunks, read_body, send
+from gateway.providers.base import Provider, ProviderStream, Target, decoded_stream
+from gateway.providers.http import HttpClients, decode_json, read_body, send
 from gateway.streaming.sse import SSEDecoder
 from gateway.wire import anthropic as w
 
@@ -415,19 +414,7 @@ class AnthropicProvider(Provider):
     async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream:
         """Start a streaming turn; returns once Anthropic answered with a success status."""
         resp = await self._post(encode_request(request, target.model, stream=True), target.timeouts)
-        return ProviderStream(self._batches(resp), resp)
-
-    async def _batches(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[StreamEvent]]:
-        decoder = AnthropicStreamDecoder(self.name)
-        # aclosing: a decode error or an early aclose() must still drop the upstream connection.
-        async with aclosing(iter_chunks(resp, self.name)) as chunks:
-            async for chunk in chunks:
-                events = decoder.feed(chunk)
-                if events:
-                    yield events
-        tail = decoder.finish()
-        if tail:
-            yield tail
+        return decoded_stream(resp, self.name, AnthropicStreamDecoder(self.name))
 
     async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
         """Always fails: Anthropic serves no embeddings."""

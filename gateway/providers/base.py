@@ -18,12 +18,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import msgspec
 from yarl import URL
-from typing import ClassVar, Generic, Literal, TypeVar
+from contextlib import aclosing
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
 from gateway.config import ProviderConfig, Timeouts
 from gateway.errors import UpstreamTimeout
 from gateway.ir import ChatRequest, ChatResult, EmbeddingResult, StreamEvent
-from gateway.providers.http import HttpClients
+from gateway.providers.http import HttpClients, iter_chunks
 
 T = TypeVar("T")
 WireFormat = Literal["openai_chat", "anthropic_messages", "gemini", "in_process"]
@@ -81,6 +82,30 @@ class ProviderStream(Generic[T]):
             await aclose()
         if self._response is not None and not self._response.closed:
             self._response.close()
+
+
+class StreamDecoder(Protocol):
+    """An incremental provider-stream decoder: pure over bytes."""
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]: ...
+    def finish(self) -> list[StreamEvent]: ...
+
+
+def decoded_stream(resp: aiohttp.ClientResponse, provider: str, decoder: StreamDecoder) -> ProviderStream[list[StreamEvent]]:
+    """An upstream response body as a ProviderStream of IR event batches."""
+
+    async def batches() -> AsyncIterator[list[StreamEvent]]:
+        # aclosing: a decode error or an early aclose() must still drop the upstream connection.
+        async with aclosing(iter_chunks(resp, provider)) as chunks:
+            async for chunk in chunks:
+                events = decoder.feed(chunk)
+                if events:
+                    yield events
+        tail = decoder.finish()
+        if tail:
+            yield tail
+
+    return ProviderStream(batches(), resp)
 
 
 class Provider:

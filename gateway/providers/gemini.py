@@ -10,8 +10,6 @@ from __future__ import annotations
 import mimetypes
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -30,8 +28,8 @@ from gateway.ir import (
     ToolCallStart, ToolResultPart, Usage, UsageEvent,
 )
 from gateway.ir.result import estimate_tokens
-from gateway.providers.base import Provider, ProviderStream, Target
-from gateway.providers.http import HttpClients, decode_json, iter_chunks, read_body, send
+from gateway.providers.base import Provider, ProviderStream, Target, decoded_stream
+from gateway.providers.http import HttpClients, decode_json, read_body, send
 from gateway.streaming.sse import SSEDecoder
 from gateway.wire import gemini as w
 
@@ -402,19 +400,7 @@ class GeminiProvider(Provider):
     async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream:
         """Start a streaming turn; returns once Gemini answered with a success status."""
         resp = await self._post(target, "streamGenerateContent", encode_request(request))
-        return ProviderStream(self._batches(resp), resp)
-
-    async def _batches(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[StreamEvent]]:
-        decoder = GeminiStreamDecoder(self.name)
-        # aclosing: a decode error or an early aclose() must still drop the upstream connection.
-        async with aclosing(iter_chunks(resp, self.name)) as chunks:
-            async for chunk in chunks:
-                events = decoder.feed(chunk)
-                if events:
-                    yield events
-        tail = decoder.finish()
-        if tail:
-            yield tail
+        return decoded_stream(resp, self.name, GeminiStreamDecoder(self.name))
 
     async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
         """Embed with batchEmbedContents; Gemini reports no usage, so it is estimated."""

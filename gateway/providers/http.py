@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import contextlib
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp

@@ -9,8 +9,6 @@ formats, take the IR path (``complete``, ``open_stream``, ``embed``), translated
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 
 import aiohttp
 import msgspec
@@ -21,8 +19,8 @@ from gateway.config import ProviderConfig, Timeouts
 from gateway.errors import UpstreamInvalidResponse
 from gateway.ir import ChatRequest, ChatResult, EmbeddingResult, StreamEvent, Usage
 from gateway.ir.result import estimate_tokens
-from gateway.providers.base import Provider, ProviderStream, Target
-from gateway.providers.http import HttpClients, decode_json, iter_chunks, read_body, send
+from gateway.providers.base import Provider, ProviderStream, Target, decoded_stream
+from gateway.providers.http import HttpClients, decode_json, read_body, send
 from gateway.providers.openai_chat_translation import OpenAIChatStreamDecoder, decode_result, encode_request
 from gateway.streaming.passthrough import openai_usage
 from gateway.wire import openai_embeddings as we
@@ -76,19 +74,7 @@ class OpenAIProvider(Provider):
     async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream[list[StreamEvent]]:
         """Start a streaming turn; returns once the upstream answered with a success status."""
         resp = await self._post("/chat/completions", self._chat_body(request, target, True), target.timeouts)
-        return ProviderStream(self._batches(resp), resp)
-
-    async def _batches(self, resp: aiohttp.ClientResponse) -> AsyncIterator[list[StreamEvent]]:
-        decoder = OpenAIChatStreamDecoder(self.name)
-        # aclosing: a decode error or an early aclose() must still drop the upstream connection.
-        async with aclosing(iter_chunks(resp, self.name)) as chunks:
-            async for chunk in chunks:
-                events = decoder.feed(chunk)
-                if events:
-                    yield events
-        tail = decoder.finish()
-        if tail:
-            yield tail
+        return decoded_stream(resp, self.name, OpenAIChatStreamDecoder(self.name))
 
     async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
         """Embed with ``/embeddings``; vectors come back in input order whatever order they arrive in."""
