@@ -10,6 +10,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import secrets
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import aiohttp
