@@ -12,7 +12,7 @@ from bench.session import BASELINES, QUICK_BASELINES, Options, Session
 
 
 def _parser() -> argparse.ArgumentParser:
-    from bench.scenarios import DEFAULT, SCENARIOS
+    from bench.scenarios import SCENARIOS
 
     parser = argparse.ArgumentParser(prog="python -m bench", description="Gateway benchmarks; see bench/README.md.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -42,7 +42,7 @@ def _on_signal(signum: int, frame: object) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.report import Report
-    from bench.scenarios import DEFAULT, SCENARIOS
+    from bench.scenarios import SCENARIOS
 
     names = args.scenarios or list(DEFAULT)
     unknown = [n for n in names if n not in SCENARIOS]
