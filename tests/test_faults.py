@@ -184,3 +184,19 @@ async def test_bad_request_tags_are_400(mock_gateway: Gateway):
     status, body, _ = await post(mock_gateway, {"model": "mock-chat", "messages": [{"role": "user", "content": "x"}]},
                                  **{"Databricks-Ai-Gateway-Request-Tags": '{"team": 5}'})
     assert status == 400 and "Request-Tags" in body["error"]["message"]
+
+
+def test_relay_never_splices_raw_halves_with_reframed_events():
+    """The gateway's own usage event is dropped and every other event survives whole,
+    however the upstream's bytes are split into reads."""
+    from gateway.streaming.passthrough import ChatStreamSniffer
+
+    stream = (b'data: {"id":"a","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+              b'data: {"id":"a","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}\n\n'
+              b"data: [DONE]\n\n")
+    expected = b'data: {"id":"a","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
+    for cut in range(1, len(stream)):
+        sniffer = ChatStreamSniffer(drop_usage_chunk=True)
+        out = sniffer.relay(stream[:cut]) + sniffer.relay(stream[cut:]) + sniffer.finish()
+        assert out == expected, cut
+        assert sniffer.usage is not None and sniffer.usage.output_tokens == 2

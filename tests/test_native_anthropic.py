@@ -114,7 +114,8 @@ async def test_passthrough_keeps_everything_and_forwards_betas(make_gateway, sta
     headers = {"Authorization": f"Bearer {TOKEN}", "anthropic-version": "2023-06-01",
                "anthropic-beta": "interleaved-thinking-2025-05-14,context-management-2025-06-27"}
     async with aiohttp.ClientSession() as s:
-        async with s.post(gw.url("/anthropic/v1/messages"), params={"beta": "true"}, json=body, headers=headers) as r:
+        async with s.post(gw.url("/anthropic/v1/messages"), params={"beta": "true", "key": TOKEN}, json=body,
+                          headers=headers) as r:
             assert r.status == 200, await r.text()
             reply = await r.json()
     seen = up.recorder.last

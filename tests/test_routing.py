@@ -305,3 +305,22 @@ def test_routing_config_is_validated(raw, message):
 
     with pytest.raises(ConfigError, match=message):
         parse_config({"providers": MOCK, "endpoints": [{"name": "ep", **raw}]}, env={})
+
+
+async def test_a_passed_deadline_does_not_leave_a_half_open_probe_claimed():
+    now = [0.0]
+    router = Router(MOCK_PROVIDERS, rng=random.Random(0), clock=lambda: now[0])
+    raw = {"name": "ep", "served_entities": [entity("x")], "routing": {"circuit_breaker": {"failures": 1, "cooldown_s": 1}}}
+
+    async def fail(call, provider, target):  # type: ignore[no-untyped-def]
+        raise UpstreamStatus(500, "down")
+
+    async def ok(call, provider, target):  # type: ignore[no-untyped-def]
+        return ResultReply(ChatResult("id", target.model, [], "stop"))
+
+    with pytest.raises(UpstreamStatus):
+        await router.route(make_call(raw), fail)  # opens the circuit
+    now[0] = 5.0  # cool-down over: the next request would be the half-open probe
+    with pytest.raises(Exception, match="deadline"):
+        await router.route(make_call(raw, deadline=4.0), ok)
+    assert isinstance(await router.route(make_call(raw), ok), ResultReply)

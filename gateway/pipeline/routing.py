@@ -101,12 +101,13 @@ class Router:
             provider = self.providers[entity.provider]
             record.provider, record.provider_model = entity.provider, entity.model
             for retry in range(routing.retries.attempts + 1):
+                # Before allow(): a passed deadline must not leave a half-open probe claimed.
+                remaining = self._remaining(call)
                 if not breaker.allow():
                     record.attempts.append(AttemptRecord(entity.key, 0, 0.0, "circuit_open"))
                     last = last or NoEntityAvailable(f"Every served entity of '{endpoint.name}' is failing; try again later")
                     reason = "circuit_open"
                     break
-                remaining = self._remaining(call)
                 target = Target(entity.model, _cut(entity.timeouts or provider.config.timeouts, remaining))
                 started = self._clock()
                 try:

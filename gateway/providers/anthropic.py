@@ -34,6 +34,7 @@ DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; the IR may leave it 
 REDACTED_THINKING_PREFIX = "anthropic-redacted-thinking:"
 #: Caller headers a same-format passthrough forwards: they change what the request means.
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+FORWARDED_QUERY = frozenset({"beta"})
 
 _EMPTY_OBJECT = msgspec.Raw(b"{}")
 _EMPTY_SCHEMA = msgspec.Raw(b'{"type":"object","properties":{}}')
@@ -401,7 +402,10 @@ class AnthropicProvider(Provider):
             if value and name not in self._pinned:
                 headers[name] = value
         base = self.count_url if count_tokens else self.url
-        url = base.with_query(dict(query)) if query else base
+        # Only the query parameters that change the request's meaning: ``key`` may be the
+        # caller's gateway token and must never go upstream.
+        forwarded = {k: v for k, v in query.items() if k in FORWARDED_QUERY}
+        url = base.with_query(forwarded) if forwarded else base
         return await send(
             self.session(url), "POST", url, provider=self.name, timeouts=target.timeouts, data=body, headers=headers,
         )

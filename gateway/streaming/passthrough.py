@@ -98,7 +98,6 @@ class ChatStreamSniffer:
         return self._sniff(self._sse.finish(), b"")
 
     def _sniff(self, events: list, chunk: bytes) -> bytes:  # type: ignore[type-arg]
-        dropped = False
         kept: list[bytes] = []
         for ev in events:
             if ev.data == b"[DONE]":
@@ -117,10 +116,10 @@ class ChatStreamSniffer:
             if view.usage is not None:
                 self.usage = openai_usage(view.usage)
                 if self._drop_usage_chunk and not view.choices:
-                    dropped = True
                     continue
             kept.append(ev.data)
-        if not dropped:
+        if not self._drop_usage_chunk:
             return chunk
-        # Re-frame what is left; the dropped event may have shared this chunk with others.
+        # While the gateway may drop its own usage event, only whole events go out, re-framed:
+        # a raw chunk may end mid-event, and mixing raw halves with re-framed events corrupts the stream.
         return b"".join(encode_sse(data) for data in kept)
