@@ -26,7 +26,7 @@ from gateway.ir import (
 )
 from gateway.providers.base import Provider, ProviderStream, Target, decoded_stream
 from gateway.providers.http import HttpClients, decode_json, read_body, send
-from gateway.streaming.sse import SSEDecoder
+from gateway.streaming.sse import SSEEventDecoder
 from gateway.wire import anthropic as w
 
 API_VERSION = "2023-06-01"
@@ -253,7 +253,7 @@ def _stream_error(error: w.ErrorDetail, provider: str) -> GatewayError:
     return UpstreamStatus(status, message) if status is not None else UpstreamError(message)
 
 
-class AnthropicStreamDecoder:
+class AnthropicStreamDecoder(SSEEventDecoder):
     """Anthropic SSE bytes -> IR stream events; one per upstream stream, pure over bytes.
 
     Anthropic numbers content blocks over the whole turn; the IR numbers tool calls among
@@ -261,28 +261,14 @@ class AnthropicStreamDecoder:
     """
 
     def __init__(self, provider: str = "anthropic") -> None:
+        super().__init__()
         self.provider = provider
         self.id = ""
         self.model = ""
-        self._sse = SSEDecoder()
         self._tools: dict[int, int] = {}  # block index -> tool call ordinal
         self._argless: set[int] = set()  # tool blocks that have streamed no argument text yet
         self._usage = w.Usage()
         self._stopped = False
-        self._error: GatewayError | None = None
-
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        """Events completed by ``chunk``; raises the GatewayError an ``error`` event carries."""
-        self._raise_pending()
-        out: list[StreamEvent] = []
-        try:
-            for sse in self._sse.feed(chunk):
-                self._event(sse.data, out)
-        except GatewayError as exc:
-            if not out:
-                raise
-            self._error = exc  # hand over the events before it first; raised on the next call
-        return out
 
     def finish(self) -> list[StreamEvent]:
         """Events left at the end; raises if the stream ended before ``message_stop``."""
@@ -293,10 +279,6 @@ class AnthropicStreamDecoder:
         if not self._stopped:
             raise UpstreamUnavailable(f"provider '{self.provider}' ended its stream before message_stop")
         return out
-
-    def _raise_pending(self) -> None:
-        if self._error is not None:
-            raise self._error
 
     def _event(self, data: bytes, out: list[StreamEvent]) -> None:
         try:

@@ -31,7 +31,7 @@ from gateway.ir import (
 from gateway.ir.result import estimate_tokens
 from gateway.providers.base import Provider, ProviderStream, Target, decoded_stream
 from gateway.providers.http import HttpClients, decode_json, read_body, send
-from gateway.streaming.sse import SSEDecoder
+from gateway.streaming.sse import SSEEventDecoder
 from gateway.wire import gemini as w
 
 _EMPTY_OBJECT = msgspec.Raw(b"{}")
@@ -267,7 +267,7 @@ def _stream_error(error: w.Status, provider: str) -> GatewayError:
     return UpstreamStatus(code, message) if 400 <= code < 600 else UpstreamError(message)
 
 
-class GeminiStreamDecoder:
+class GeminiStreamDecoder(SSEEventDecoder):
     """Gemini SSE bytes -> IR stream events; one per upstream stream, pure over bytes.
 
     Gemini sends each function call whole, so a call becomes a ToolCallStart and one
@@ -275,46 +275,28 @@ class GeminiStreamDecoder:
     """
 
     def __init__(self, provider: str = "gemini", new_id: Callable[[], str] = new_call_id) -> None:
+        super().__init__()
         self.provider = provider
         self.id = ""
         self.model = ""
         self._new_id = new_id
-        self._sse = SSEDecoder()
         self._calls = 0
         self._usage: w.UsageMetadata | None = None
         self._finished = False
-        self._error: GatewayError | None = None
-
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        """Events completed by ``chunk``; raises the GatewayError an error chunk carries."""
-        self._raise_pending()
-        out: list[StreamEvent] = []
-        try:
-            for sse in self._sse.feed(chunk):
-                self._chunk(sse.data, out)
-        except GatewayError as exc:
-            if not out:
-                raise
-            self._error = exc  # hand over the events before it first; raised on the next call
-        return out
 
     def finish(self) -> list[StreamEvent]:
         """Events left at the end, usage last; raises if the stream ended before a finish reason."""
         self._raise_pending()
         out: list[StreamEvent] = []
         for sse in self._sse.finish():
-            self._chunk(sse.data, out)
+            self._event(sse.data, out)
         if not self._finished:
             raise UpstreamUnavailable(f"provider '{self.provider}' ended its stream before a finish reason")
         if self._usage is not None:
             out.append(UsageEvent(_usage(self._usage)))
         return out
 
-    def _raise_pending(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def _chunk(self, data: bytes, out: list[StreamEvent]) -> None:
+    def _event(self, data: bytes, out: list[StreamEvent]) -> None:
         try:
             chunk = w.chunk_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

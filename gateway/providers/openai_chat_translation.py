@@ -24,7 +24,7 @@ from gateway.ir import (
 )
 from gateway.providers.http import decode_json
 from gateway.streaming.passthrough import openai_usage
-from gateway.streaming.sse import SSEDecoder
+from gateway.streaming.sse import SSEEventDecoder
 from gateway.wire import openai_chat as w
 
 _EMPTY_SCHEMA = msgspec.Raw(b'{"type":"object","properties":{}}')
@@ -217,7 +217,7 @@ def _stream_error(error: w.UpstreamErrorDetail | str, provider: str) -> GatewayE
     return UpstreamStatus(status, message) if status is not None else UpstreamError(message)
 
 
-class OpenAIChatStreamDecoder:
+class OpenAIChatStreamDecoder(SSEEventDecoder):
     """Chat Completions SSE bytes -> IR stream events; one per upstream stream, pure over bytes.
 
     Only the first choice is read (the gateway never asks for more). The IR numbers tool
@@ -227,28 +227,14 @@ class OpenAIChatStreamDecoder:
     """
 
     def __init__(self, provider: str = "openai") -> None:
+        super().__init__()
         self.provider = provider
         self.id = ""
         self.model = ""
-        self._sse = SSEDecoder()
         self._calls: dict[int, tuple[str, int]] = {}  # upstream index -> (call id, IR ordinal)
         self._started = 0
         self._finished = False
         self._done = False
-        self._error: GatewayError | None = None
-
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        """Events completed by ``chunk``; raises the GatewayError an ``error`` event carries."""
-        self._raise_pending()
-        out: list[StreamEvent] = []
-        try:
-            for sse in self._sse.feed(chunk):
-                self._event(sse.data, out)
-        except GatewayError as exc:
-            if not out:
-                raise
-            self._error = exc  # hand over the events before it first; raised on the next call
-        return out
 
     def finish(self) -> list[StreamEvent]:
         """Events left at the end; raises if the stream broke off before ``[DONE]`` or a finish reason."""
@@ -265,10 +251,6 @@ class OpenAIChatStreamDecoder:
         if not self._done and not self._finished:
             raise UpstreamUnavailable(f"provider '{self.provider}' ended its stream before [DONE]")
         return out
-
-    def _raise_pending(self) -> None:
-        if self._error is not None:
-            raise self._error
 
     def _event(self, data: bytes, out: list[StreamEvent]) -> None:
         if self._done:

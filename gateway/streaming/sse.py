@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import msgspec
 
+from gateway.errors import GatewayError
+from gateway.ir import StreamEvent
+
 
 class SSEEvent(msgspec.Struct, frozen=True):
     data: bytes
@@ -73,3 +76,33 @@ def encode_sse(data: bytes, event: str | None = None) -> bytes:
     if event is None:
         return b"data: " + data + b"\n\n"
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+class SSEEventDecoder:
+    """Base of the provider stream decoders: SSE framing, an ``_event(data, out)`` hook per
+    event, and one rule they share: an error event arriving after good events in the same
+    chunk is raised on the next call, so the good events are handed over first."""
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+        self._error: GatewayError | None = None
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        """Events completed by ``chunk``; raises the GatewayError an error event carries."""
+        self._raise_pending()
+        out: list[StreamEvent] = []
+        try:
+            for sse in self._sse.feed(chunk):
+                self._event(sse.data, out)
+        except GatewayError as exc:
+            if not out:
+                raise
+            self._error = exc
+        return out
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _event(self, data: bytes, out: list[StreamEvent]) -> None:
+        raise NotImplementedError
