@@ -211,9 +211,10 @@ def cmd_tokens(args: argparse.Namespace) -> int:
         table = TokensTable(_store_config(args))
         if args.action == "create":
             expires = parse_duration(args.expires_in) if args.expires_in else None
-            secret, row = asyncio.run(table.create(args.principal, tuple(args.group), admin=args.admin,
+            kind = "service_principal" if args.service_principal else "user"
+            secret, row = asyncio.run(table.create(args.principal, tuple(args.group), kind=kind, admin=args.admin,
                                                    expires_in=expires, description=args.description))
-            print(f"token {row.id} for {row.principal} (shown once, store it now):\n{secret}")
+            print(f"token {row.id} for {kind.replace('_', ' ')} {row.principal} (shown once, store it now):\n{secret}")
             return 0
         if args.action == "revoke":
             if asyncio.run(table.revoke(args.id)):
@@ -231,8 +232,8 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 
     now = time.time()
     print(format_table(
-        ["ID", "PRINCIPAL", "GROUPS", "ADMIN", "CREATED", "EXPIRES", "STATE", "DESCRIPTION"],
-        [[t.id, t.principal, ",".join(t.groups) or "-", "yes" if t.admin else "no", when(t.created_at),
+        ["ID", "PRINCIPAL", "KIND", "GROUPS", "ADMIN", "CREATED", "EXPIRES", "STATE", "DESCRIPTION"],
+        [[t.id, t.principal, t.kind, ",".join(t.groups) or "-", "yes" if t.admin else "no", when(t.created_at),
           when(t.expires_at), "revoked" if t.revoked_at else "active" if t.active(now) else "expired",
           t.description or "-"] for t in rows],
     ))
@@ -267,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     create = tokens_sub.add_parser("create", help="create a token; it is shown once")
     create.add_argument("--principal", required=True, help="the user or service principal it belongs to")
     create.add_argument("--group", action="append", default=[], help="a group of the principal (repeatable)")
+    create.add_argument("--service-principal", action="store_true",
+                        help="the principal is a service principal (an application), not a user")
     create.add_argument("--admin", action="store_true", help="may query every endpoint")
     create.add_argument("--expires-in", help="e.g. 12h, 30d (default: never)")
     create.add_argument("--description", default="")

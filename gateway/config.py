@@ -93,10 +93,18 @@ class RoutingConfig(_Base, kw_only=True):
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
 
 
+PrincipalKind = Literal["user", "service_principal"]
+
+
 class Permission(_Base, kw_only=True):
-    """A grant on an endpoint to one principal (user or service principal) or one group."""
+    """A grant on an endpoint to one user (``principal``), one service principal or one group.
+
+    Users and service principals are separate namespaces: a grant to user ``ci-bot`` does
+    not cover a service principal of that name.
+    """
 
     principal: str | None = None
+    service_principal: str | None = None
     group: str | None = None
     level: Literal["CAN_QUERY", "CAN_MANAGE"] = "CAN_QUERY"
 
@@ -110,15 +118,21 @@ class EndpointConfig(_Base, kw_only=True):
     task: Literal["chat", "embeddings"] = "chat"
     served_entities: list[ServedEntity]
     fallbacks: list[ServedEntity] = []
+    fallbacks_enabled: bool = True  # the admin API's fallback_config switch; off keeps the list
     routing: RoutingConfig = RoutingConfig()
     rate_limits: list[LimitRule] = []
     permissions: list[Permission] = []  # empty: every authenticated caller may query
 
 
 class TokenConfig(_Base, kw_only=True):
-    """A caller token: give ``token`` (usually ``${ENV}``) or its hex ``sha256``."""
+    """A caller token: give ``token`` (usually ``${ENV}``) or its hex ``sha256``.
+
+    ``kind`` says whether ``principal`` names a user or a service principal (an
+    application); permissions and rate limits name them separately.
+    """
 
     principal: str
+    kind: PrincipalKind = "user"
     groups: list[str] = []
     token: str | None = None
     sha256: str | None = None
@@ -212,8 +226,9 @@ def check_endpoint(ep: EndpointConfig, where: str, cfg: GatewayConfig) -> None:
         raise ConfigError(f"{where}.name: {ep.name!r} may only contain letters, digits, '.', '-', '_'".lstrip("."))
     _check_entities(ep, where, cfg)
     for j, grant in enumerate(ep.permissions):
-        if (grant.principal is None) == (grant.group is None):
-            raise ConfigError(f"{where}.permissions[{j}]: name exactly one of 'principal' or 'group'".lstrip("."))
+        if sum(x is not None for x in (grant.principal, grant.service_principal, grant.group)) != 1:
+            raise ConfigError(f"{where}.permissions[{j}]: name exactly one of 'principal', 'service_principal' "
+                              "or 'group'".lstrip("."))
     try:
         check_rules(ep.rate_limits)
     except ValueError as exc:

@@ -16,7 +16,7 @@ import uuid
 
 import msgspec
 
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, PrincipalKind
 from gateway.endpoints_table import EndpointRegistry, EndpointsTable
 from gateway.server.auth import Principal, TokenStore, hash_token
 from gateway.store import Store
@@ -34,33 +34,36 @@ class StoredToken(msgspec.Struct, frozen=True):
     expires_at: float | None = None
     revoked_at: float | None = None
     description: str = ""
+    kind: PrincipalKind = "user"
 
     def active(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 log = logging.getLogger("gateway.tokens")
-_COLUMNS = "id, principal, groups, admin, sha256, created_at, expires_at, revoked_at, description"
+_COLUMNS = "id, principal, groups, admin, sha256, created_at, expires_at, revoked_at, description, kind"
 _SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY, principal TEXT NOT NULL, groups TEXT NOT NULL, admin INTEGER NOT NULL,
     sha256 TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, expires_at REAL, revoked_at REAL,
-    description TEXT NOT NULL DEFAULT ''
+    description TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL DEFAULT 'user'
 )"""
 _POSTGRES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY, principal TEXT NOT NULL, groups TEXT NOT NULL, admin BOOLEAN NOT NULL,
     sha256 TEXT NOT NULL UNIQUE, created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION,
-    revoked_at DOUBLE PRECISION, description TEXT NOT NULL DEFAULT ''
+    revoked_at DOUBLE PRECISION, description TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL DEFAULT 'user'
 )"""
+# Tables made before principals had a kind: their tokens are users' (both dialects accept this).
+_ADD_KIND = "ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'user'"
 _groups = msgspec.json.Encoder()
 _groups_decode = msgspec.json.Decoder(tuple[str, ...])
 
 
 def _token(row: tuple) -> StoredToken:  # type: ignore[type-arg]
-    tid, principal, groups, admin, digest, created, expires, revoked, description = row
+    tid, principal, groups, admin, digest, created, expires, revoked, description, kind = row
     return StoredToken(tid, principal, _groups_decode.decode(groups), bool(admin), digest, created, expires,
-                       revoked, description)
+                       revoked, description, kind)
 
 
 class TokensTable:
@@ -68,23 +71,40 @@ class TokensTable:
 
     def __init__(self, config: GatewayConfig) -> None:
         self._store = Store(config, {"sqlite": _SQLITE_SCHEMA, "postgres": _POSTGRES_SCHEMA})
+        self._migrated = False
 
     async def _run(self, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
+        if not self._migrated:
+            await self._migrate()
         return await self._store.run(sql, args)
+
+    async def _migrate(self) -> None:
+        try:
+            await self._store.run("SELECT kind FROM tokens LIMIT 1")
+        except Exception:  # noqa: BLE001 - sqlite3 and asyncpg name a missing column differently
+            try:
+                await self._store.run(_ADD_KIND)
+            except Exception:  # noqa: BLE001 - another worker added it first; the check below decides
+                pass
+            await self._store.run("SELECT kind FROM tokens LIMIT 1")
+        self._migrated = True
 
     # -- operations
 
-    async def create(self, principal: str, groups: tuple[str, ...] = (), *, admin: bool = False,
-                     expires_in: float | None = None, description: str = "") -> tuple[str, StoredToken]:
-        """A new token: its secret (shown once) and its row."""
+    async def create(self, principal: str, groups: tuple[str, ...] = (), *, kind: PrincipalKind = "user",
+                     admin: bool = False, expires_in: float | None = None,
+                     description: str = "") -> tuple[str, StoredToken]:
+        """A new token: its secret (shown once) and its row. ``expires_in`` (seconds) must be positive."""
+        if expires_in is not None and expires_in <= 0:
+            raise ValueError("a token's lifetime must be positive; leave it out for a token that never expires")
         secret = "gw-" + secrets.token_urlsafe(32)
         now = time.time()
         row = StoredToken(uuid.uuid4().hex[:12], principal, groups, admin, hash_token(secret), now,
-                          now + expires_in if expires_in else None, None, description)
+                          now + expires_in if expires_in else None, None, description, kind)
         await self._run(
-            f"INSERT INTO tokens ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            f"INSERT INTO tokens ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             (row.id, row.principal, _groups.encode(groups).decode(), admin, row.sha256, row.created_at,
-             row.expires_at, None, description),
+             row.expires_at, None, description, kind),
         )
         return secret, row
 
@@ -113,7 +133,7 @@ class StoreRefresher:
         now = time.time()
         rows = await self._tokens.list()
         self._token_store.replace_stored({
-            t.sha256: (Principal(t.principal, t.groups, t.admin), t.expires_at) for t in rows if t.active(now)
+            t.sha256: (Principal(t.principal, t.groups, t.admin, t.kind), t.expires_at) for t in rows if t.active(now)
         })
         self._registry.replace(await self._endpoints.load())
 

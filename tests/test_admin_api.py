@@ -101,9 +101,83 @@ async def test_ai_gateway_rate_limits_and_fallback_switch(workers):
     assert got["ai_gateway"]["fallback_config"] == {"enabled": False}
     assert (await chat(first, "guarded"))[0] == 503  # no fallback any more
     assert (await chat(first, "guarded"))[0] == 429
-    status, err = await call(first, "PUT", "/api/2.0/serving-endpoints/guarded/ai-gateway",
-                             json={"rate_limits": [{"key": "user", "calls": 1, "renewal_period": "hour"}]})
-    assert status == 400 and "renewal_period" in err["message"]
+    # Switching fallbacks back on restores the list the endpoint had.
+    status, got = await call(first, "PUT", "/api/2.0/serving-endpoints/guarded/ai-gateway",
+                             json={"rate_limits": [], "fallback_config": {"enabled": True}})
+    assert status == 200 and got["ai_gateway"]["fallback_config"] == {"enabled": True}
+    assert got["config"]["fallbacks"] == [{"external_model": {"provider": "mock", "name": "echo"}}]
+    assert (await chat(first, "guarded"))[0] == 200
+
+
+@pytest.mark.parametrize("rule,message", [
+    ({"key": "user", "calls": 1, "renewal_period": "day"}, "Invalid enum value 'day' - at `$.rate_limits[0].renewal_period`"),
+    ({"key": "user", "calls": 0}, "Expected `int` >= 1 - at `$.rate_limits[0].calls`"),
+    ({"key": "user"}, "a rate limit needs calls, tokens or both"),
+    ({"key": "request_tag", "calls": 1}, "a request_tag limit needs request_tag_key"),
+    ({"key": "colour", "calls": 1}, "rate_limits[0].key: one of endpoint, group, request_tag"),
+])
+async def test_a_bad_rate_limit_is_refused_in_the_bodys_own_words(workers, rule, message):
+    first, _ = workers
+    status, err = await call(first, "PUT", "/api/2.0/serving-endpoints/seeded/ai-gateway", json={"rate_limits": [rule]})
+    assert status == 400 and err["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert message in err["message"]
+
+
+async def test_hourly_and_request_tag_limits_through_the_admin_api(workers):
+    first, _ = workers
+    limits = [{"key": "user", "calls": 2, "renewal_period": "hour"},
+              {"key": "request_tag", "request_tag_key": "team", "calls": 1}]
+    status, got = await call(first, "PUT", "/api/2.0/serving-endpoints/seeded/ai-gateway", json={"rate_limits": limits})
+    assert status == 200 and got["ai_gateway"]["rate_limits"] == [
+        {"key": "user", "calls": 2, "renewal_period": "hour"},
+        {"key": "request_tag", "calls": 1, "renewal_period": "minute", "request_tag_key": "team"},
+    ]
+
+    async def tagged(team: str | None) -> tuple[int, dict]:  # type: ignore[type-arg]
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        if team:
+            headers["Databricks-Ai-Gateway-Request-Tags"] = f'{{"team": "{team}"}}'
+        async with aiohttp.ClientSession() as s:
+            async with s.post(first.url("/v1/chat/completions"), headers=headers,
+                              json={"model": "seeded", "messages": [{"role": "user", "content": "hi"}]}) as r:
+                return r.status, await r.json()
+
+    assert (await tagged("search"))[0] == 200
+    status, err = await tagged("search")  # team=search has had its one request this minute
+    assert status == 429 and "1 requests per minute for request tag team=search" in err["error"]["message"]
+    assert (await tagged("ads"))[0] == 200  # another value, another bucket; alice's second request this hour
+    status, err = await tagged(None)
+    assert status == 429 and "2 requests per hour for user alice@example.com (per-user default)" in err["error"]["message"]
+
+
+async def test_users_and_service_principals_are_separate_namespaces(workers):
+    first, _ = workers
+    tokens = {}
+    for kind in ("user", "service_principal"):
+        status, created = await call(first, "POST", "/api/2.0/token-management/tokens",
+                                     json={"principal": "ci-bot", "kind": kind})
+        assert status == 200 and created["token_info"]["kind"] == kind
+        tokens[kind] = created["token_value"]
+    acl = {"access_control_list": [{"service_principal_name": "ci-bot", "permission_level": "CAN_QUERY"}]}
+    status, got = await call(first, "PUT", "/api/2.0/permissions/serving-endpoints/seeded", json=acl)
+    assert status == 200 and got["access_control_list"] == acl["access_control_list"]
+    assert (await chat(first, "seeded", tokens["service_principal"]))[0] == 200
+    status, err = await chat(first, "seeded", tokens["user"])  # the user of the same name is not granted
+    assert status == 403 and "ci-bot may not query endpoint 'seeded'" in err["error"]["message"]
+    # Rate limits tell them apart too.
+    await call(first, "PUT", "/api/2.0/permissions/serving-endpoints/seeded", json={"access_control_list": []})
+    await call(first, "PUT", "/api/2.0/serving-endpoints/seeded/ai-gateway",
+               json={"rate_limits": [{"key": "service_principal", "principal": "ci-bot", "calls": 1}]})
+    assert [(await chat(first, "seeded", tokens["service_principal"]))[0] for _ in range(2)] == [200, 429]
+    assert [(await chat(first, "seeded", tokens["user"]))[0] for _ in range(2)] == [200, 200]
+
+
+@pytest.mark.parametrize("lifetime", [0, -5])
+async def test_a_token_lifetime_must_be_positive(workers, lifetime):
+    first, _ = workers
+    status, err = await call(first, "POST", "/api/2.0/token-management/tokens",
+                             json={"principal": "svc", "lifetime_seconds": lifetime})
+    assert status == 400 and "lifetime_seconds" in err["message"]
 
 
 async def test_tokens_through_the_admin_api(workers):

@@ -12,10 +12,14 @@ from google.genai import types
 from tests.conftest import OTHER_TOKEN, TOKEN
 
 ADMIN_TOKEN = "gw-admin-token-42"
+SP_TOKEN = "gw-service-principal-token"
+USER_CI_BOT_TOKEN = "gw-user-ci-bot-token"
 TOKENS = [
     {"principal": "alice@example.com", "groups": ["ml"], "token": TOKEN},
     {"principal": "bob@example.com", "token": OTHER_TOKEN},
     {"principal": "root", "token": ADMIN_TOKEN, "admin": True},
+    {"principal": "ci-bot", "kind": "service_principal", "token": SP_TOKEN},
+    {"principal": "ci-bot", "token": USER_CI_BOT_TOKEN},  # a user who happens to share the name
 ]
 ENDPOINTS = [
     {"name": "open", "served_entities": [{"provider": "mock", "model": "echo"}]},
@@ -23,6 +27,8 @@ ENDPOINTS = [
      "permissions": [{"group": "ml"}]},
     {"name": "bob-only", "served_entities": [{"provider": "mock", "model": "echo"}],
      "permissions": [{"principal": "bob@example.com", "level": "CAN_MANAGE"}]},
+    {"name": "bot-only", "served_entities": [{"provider": "mock", "model": "echo"}],
+     "permissions": [{"service_principal": "ci-bot"}]},
 ]
 
 
@@ -39,10 +45,12 @@ async def chat(gw, token: str, model: str) -> int:  # type: ignore[no-untyped-de
 
 
 @pytest.mark.parametrize("token, allowed", [
-    (TOKEN, {"open", "ml-only"}), (OTHER_TOKEN, {"open", "bob-only"}), (ADMIN_TOKEN, {"open", "ml-only", "bob-only"}),
+    (TOKEN, {"open", "ml-only"}), (OTHER_TOKEN, {"open", "bob-only"}),
+    (ADMIN_TOKEN, {"open", "ml-only", "bob-only", "bot-only"}),
+    (SP_TOKEN, {"open", "bot-only"}), (USER_CI_BOT_TOKEN, {"open"}),
 ])
-async def test_users_groups_and_admins(gw, token, allowed):
-    statuses = {name: await chat(gw, token, name) for name in ("open", "ml-only", "bob-only")}
+async def test_users_service_principals_groups_and_admins(gw, token, allowed):
+    statuses = {name: await chat(gw, token, name) for name in ("open", "ml-only", "bob-only", "bot-only")}
     assert statuses == {name: 200 if name in allowed else 403 for name in statuses}
     listed = [m.id async for m in openai.AsyncOpenAI(base_url=gw.url("/v1"), api_key=token).models.list()]
     assert set(listed) == allowed

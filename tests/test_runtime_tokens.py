@@ -88,3 +88,50 @@ async def test_tokens_in_postgres(make_gateway, tmp_path, postgres_dsn):  # type
 def test_bad_expiry_is_refused(tmp_path, capsys):
     assert main(["tokens", "create", "--principal", "x", "--expires-in", "soon", "--data-dir", str(tmp_path)]) == 2
     assert "30m" in capsys.readouterr().err
+
+
+def test_a_zero_lifetime_is_refused(tmp_path, capsys):
+    assert main(["tokens", "create", "--principal", "x", "--expires-in", "0m", "--data-dir", str(tmp_path)]) == 2
+    assert "lifetime must be positive" in capsys.readouterr().err
+
+
+async def test_a_service_principal_token_from_the_cli(make_gateway, tmp_path, capsys):
+    _, secret = await create_with_cli(capsys, str(tmp_path), "--service-principal")
+    gw = await make_gateway({"mock": {"kind": "mock"}}, [{
+        "name": "ep", "served_entities": [{"provider": "mock", "model": "echo"}],
+        "permissions": [{"service_principal": "carol"}]}])
+    assert await status(gw, secret) == 200
+    assert await cli("tokens", "list", "--data-dir", str(tmp_path)) == 0
+    assert "service_principal" in capsys.readouterr().out
+
+
+OLD_SCHEMA = ("CREATE TABLE tokens (id TEXT PRIMARY KEY, principal TEXT NOT NULL, groups TEXT NOT NULL, "
+              "admin {bool} NOT NULL, sha256 TEXT NOT NULL UNIQUE, created_at {real} NOT NULL, "
+              "expires_at {real}, revoked_at {real}, description TEXT NOT NULL DEFAULT '')")
+OLD_ROW = "INSERT INTO tokens VALUES ('old1', 'frank', '[]', {false}, 'abc', 1.0, NULL, NULL, '')"
+
+
+async def assert_migrated(table: TokensTable) -> None:
+    """A store written before principals had a kind: its tokens are users', new ones take a kind."""
+    await table.create("gina", kind="service_principal")
+    assert [(t.principal, t.kind) for t in await table.list()] == [("frank", "user"), ("gina", "service_principal")]
+
+
+async def test_a_sqlite_tokens_table_from_before_principal_kinds_is_migrated(tmp_path):
+    conn = sqlite3.connect(tmp_path / "usage.db")
+    with conn:
+        conn.execute(OLD_SCHEMA.format(bool="INTEGER", real="REAL"))
+        conn.execute(OLD_ROW.format(false="0"))
+    conn.close()
+    await assert_migrated(TokensTable(parse_config({"server": {"data_dir": str(tmp_path)}}, env={})))
+
+
+async def test_a_postgres_tokens_table_from_before_principal_kinds_is_migrated(postgres_dsn):  # type: ignore[no-untyped-def]
+    import asyncpg
+
+    pg = await asyncpg.connect(postgres_dsn)
+    await pg.execute("DROP TABLE IF EXISTS tokens")
+    await pg.execute(OLD_SCHEMA.format(bool="BOOLEAN", real="DOUBLE PRECISION"))
+    await pg.execute(OLD_ROW.format(false="false"))
+    await pg.close()
+    await assert_migrated(TokensTable(parse_config({"storage": {"kind": "postgres", "dsn": postgres_dsn}}, env={})))

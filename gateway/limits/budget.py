@@ -1,8 +1,9 @@
 """Token-bucket arithmetic, in integer milliseconds. ``redis_scripts`` repeats it in Lua.
 
-A bucket holds at most ``capacity`` (the per-minute limit) and refills continuously at
-``capacity`` per minute. A request takes 1 from a QPM bucket and its estimated tokens from
-a TPM bucket; settling may push a TPM bucket below zero (debt repaid by refill).
+A bucket holds at most ``capacity`` (the limit per renewal period) and refills
+continuously at ``capacity`` per ``period`` (ms). A request takes 1 from a QPM bucket and
+its estimated tokens from a TPM bucket; settling may push a TPM bucket below zero (debt
+repaid by refill).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import math
 
 from gateway.limits.rules import Check
-
-PERIOD_MS = 60_000
 
 
 def token_cost(check: Check, estimated_tokens: int) -> int:
@@ -25,23 +24,23 @@ def token_cost(check: Check, estimated_tokens: int) -> int:
     return max(1, min(estimated_tokens, check.tpm))
 
 
-def refill(tokens: float, ts: int, capacity: int, now: int) -> tuple[float, int]:
+def refill(tokens: float, ts: int, capacity: int, period: int, now: int) -> tuple[float, int]:
     """The level at ``now`` and the timestamp to store with it.
 
     A caller whose clock lags another worker's sees no elapsed time rather than negative,
     and the stored timestamp never moves back, so clock skew cannot mint budget.
     """
     elapsed = max(0, now - ts)
-    return min(capacity, tokens + elapsed * capacity / PERIOD_MS), max(ts, now)
+    return min(capacity, tokens + elapsed * capacity / period), max(ts, now)
 
 
-def wait_ms(level: float, need: int, capacity: int) -> int:
+def wait_ms(level: float, need: int, capacity: int, period: int) -> int:
     """Milliseconds until a bucket at ``level`` holds ``need`` (0 if it already does)."""
     if level >= need:
         return 0
-    return math.ceil((need - level) * PERIOD_MS / capacity)
+    return math.ceil((need - level) * period / capacity)
 
 
-def expiry_ms(level: float, capacity: int) -> int:
+def expiry_ms(level: float, capacity: int, period: int) -> int:
     """How long a bucket's state matters: after it has refilled, absent means full."""
-    return math.ceil((capacity - level) * PERIOD_MS / capacity) + 1000
+    return math.ceil((capacity - level) * period / capacity) + 1000

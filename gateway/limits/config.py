@@ -15,8 +15,13 @@ import msgspec
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 
 #: ``user`` without a principal is the user default: one bucket for each principal that
-#: has no more specific rule.
-RuleKey = Literal["endpoint", "user", "service_principal", "group"]
+#: has no more specific rule. ``request_tag`` counts requests by a tag of the
+#: ``Databricks-Ai-Gateway-Request-Tags`` header.
+RuleKey = Literal["endpoint", "user", "service_principal", "group", "request_tag"]
+RenewalPeriod = Literal["minute", "hour"]
+
+#: Milliseconds in each renewal period: a bucket refills completely once per period.
+PERIOD_MS: dict[str, int] = {"minute": 60_000, "hour": 3_600_000}
 
 
 class _Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -24,25 +29,40 @@ class _Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
 
 
 class LimitRule(_Base, kw_only=True):
-    """One limit on an endpoint: who it counts (``key``, ``principal``) and how much.
+    """One limit on an endpoint: who it counts (``key``, ``principal``, ``tag_key``) and how much.
 
-    ``qpm`` is requests and ``tpm`` tokens per minute; with both set, whichever runs out
-    first refuses the request.
+    ``qpm`` counts requests and ``tpm`` tokens per ``renewal_period`` (a minute unless set
+    to ``hour``); with both set, whichever runs out first refuses the request. A
+    ``request_tag`` rule without ``tag_value`` gives every value of ``tag_key`` its own
+    bucket; with ``tag_value`` it overrides that default for the one value.
     """
 
     key: RuleKey
     principal: str | None = None  # the user, service principal or group name
     qpm: Positive | None = None
     tpm: Positive | None = None
+    renewal_period: RenewalPeriod = "minute"
+    tag_key: str | None = None
+    tag_value: str | None = None
 
     def __post_init__(self) -> None:
         # msgspec reports a ValueError here with the rule's path, like a type error.
         if self.qpm is None and self.tpm is None:
             raise ValueError("a rate limit needs qpm, tpm or both")
-        if self.key == "endpoint" and self.principal is not None:
-            raise ValueError("an endpoint limit covers all traffic and takes no principal")
+        if self.key in ("endpoint", "request_tag") and self.principal is not None:
+            raise ValueError(f"a {self.key.replace('_', ' ')} limit takes no principal")
         if self.key in ("group", "service_principal") and not self.principal:
             raise ValueError(f"a {self.key} limit needs principal: the {self.key.replace('_', ' ')}'s name")
+        if self.key == "request_tag":
+            if not self.tag_key:
+                raise ValueError("a request_tag limit needs tag_key: the tag it counts")
+        elif self.tag_key is not None or self.tag_value is not None:
+            raise ValueError("tag_key and tag_value belong to request_tag limits only")
+
+    @property
+    def period_ms(self) -> int:
+        """The renewal period in milliseconds."""
+        return PERIOD_MS[self.renewal_period]
 
 
 class LimiterConfig(_Base, kw_only=True):
@@ -68,10 +88,11 @@ def _identity(rule: LimitRule) -> str:
         return "the endpoint"
     if rule.key == "group":
         return f"group {rule.principal}"
+    if rule.key == "request_tag":
+        return f"tag {rule.tag_key}" + ("" if rule.tag_value is None else f"={rule.tag_value}")
     if rule.principal is None:
         return "the user default"
-    # A user and a service principal share one namespace of principal names.
-    return f"principal {rule.principal}"
+    return f"{rule.key.replace('_', ' ')} {rule.principal}"
 
 
 def check_rules(rules: Sequence[LimitRule]) -> None:

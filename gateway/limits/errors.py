@@ -16,7 +16,7 @@ class LimitExceeded(RateLimited):
     def __init__(self, endpoint: str, check: Check, limit: LimitKind, wait_ms: int) -> None:
         amount = f"{check.qpm} requests" if limit == "qpm" else f"{check.tpm} tokens"
         super().__init__(
-            f"Rate limit exceeded: {amount} per minute{check.describe()} on endpoint {endpoint}",
+            f"Rate limit exceeded: {amount} per {check.period}{check.describe()} on endpoint {endpoint}",
             retry_after=wait_ms / 1000,
         )
         self.scope: Scope = check.scope

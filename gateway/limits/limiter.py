@@ -9,8 +9,8 @@ from typing import Protocol
 from gateway.limits.config import LimiterConfig
 from gateway.limits.rules import LimitChecks
 
-#: (bucket key, capacity, tokens to give back; negative charges more)
-Adjustment = tuple[str, int, int]
+#: (bucket key, capacity, renewal period in ms, tokens to give back; negative charges more)
+Adjustment = tuple[str, int, int, int]
 Clock = Callable[[], float]  # seconds since the epoch, like time.time
 BackendErrorHook = Callable[[str], None]  # "allowed" (failed open) or "denied" (failed closed)
 
@@ -21,9 +21,9 @@ class Reservation:
     __slots__ = ("_adjust", "_held", "_settled")
 
     def __init__(self, adjust: Callable[[Sequence[Adjustment]], None] | None = None,
-                 held: tuple[tuple[str, int, int], ...] = ()) -> None:
+                 held: tuple[tuple[str, int, int, int], ...] = ()) -> None:
         self._adjust = adjust
-        self._held = held  # (bucket key, capacity, tokens reserved)
+        self._held = held  # (bucket key, capacity, period ms, tokens reserved)
         self._settled = False
 
     def settle(self, actual_tokens: int) -> None:
@@ -35,7 +35,8 @@ class Reservation:
         if self._settled or self._adjust is None:
             return
         self._settled = True
-        changes = [(key, cap, reserved - actual_tokens) for key, cap, reserved in self._held if reserved != actual_tokens]
+        changes = [(key, cap, period, reserved - actual_tokens)
+                   for key, cap, period, reserved in self._held if reserved != actual_tokens]
         if changes:
             self._adjust(changes)
 

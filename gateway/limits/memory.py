@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from gateway.limits.budget import PERIOD_MS, expiry_ms, refill, token_cost, wait_ms
+from gateway.limits.budget import expiry_ms, refill, token_cost, wait_ms
 from gateway.limits.errors import LimitExceeded, LimitKind
 from gateway.limits.limiter import NO_RESERVATION, Adjustment, Clock, Reservation
 from gateway.limits.rules import Check, LimitChecks
@@ -21,9 +21,9 @@ class _Probe:
         self.wait = 0
         self.kind: LimitKind = "qpm"
         if q is not None and check.qpm is not None:
-            self.wait = wait_ms(q[0], 1, check.qpm)
+            self.wait = wait_ms(q[0], 1, check.qpm, check.period_ms)
         if t is not None and check.tpm is not None:
-            t_wait = wait_ms(t[0], cost, check.tpm)
+            t_wait = wait_ms(t[0], cost, check.tpm, check.period_ms)
             if t_wait > self.wait:
                 self.wait, self.kind = t_wait, "tpm"
 
@@ -50,6 +50,10 @@ def _pick(probes: Sequence[_Probe]) -> tuple[_Probe | None, _Probe | None]:
     return chosen, refusal
 
 
+#: How often idle (refilled) buckets are forgotten.
+SWEEP_MS = 60_000
+
+
 class MemoryLimiter:
     """The Limiter for one process; every call is atomic because it never awaits."""
 
@@ -58,18 +62,18 @@ class MemoryLimiter:
         self._buckets: dict[str, tuple[float, int, int]] = {}  # key -> (tokens, ts, expires at), ms
         self._next_sweep = 0
 
-    def _level(self, key: str, capacity: int, now: int) -> tuple[float, int]:
+    def _level(self, key: str, capacity: int, period: int, now: int) -> tuple[float, int]:
         state = self._buckets.get(key)
-        return (float(capacity), now) if state is None else refill(state[0], state[1], capacity, now)
+        return (float(capacity), now) if state is None else refill(state[0], state[1], capacity, period, now)
 
-    def _store(self, key: str, level: float, ts: int, capacity: int) -> None:
-        self._buckets[key] = (level, ts, ts + expiry_ms(level, capacity))
+    def _store(self, key: str, level: float, ts: int, capacity: int, period: int) -> None:
+        self._buckets[key] = (level, ts, ts + expiry_ms(level, capacity, period))
 
     def _sweep(self, now: int) -> None:
         # Forget refilled buckets, as Redis expires their keys, so idle principals cost nothing.
         if now < self._next_sweep:
             return
-        self._next_sweep = now + PERIOD_MS
+        self._next_sweep = now + SWEEP_MS
         for key in [k for k, (_, _, expires) in self._buckets.items() if expires <= now]:
             del self._buckets[key]
 
@@ -82,30 +86,31 @@ class MemoryLimiter:
         probes = [
             _Probe(
                 c, token_cost(c, estimated_tokens),
-                None if c.qpm is None else self._level(f"q:{c.bucket}", c.qpm, now),
-                None if c.tpm is None else self._level(f"t:{c.bucket}", c.tpm, now),
+                None if c.qpm is None else self._level(f"q:{c.bucket}", c.qpm, c.period_ms, now),
+                None if c.tpm is None else self._level(f"t:{c.bucket}", c.tpm, c.period_ms, now),
             )
             for c in checks.items
         ]
         chosen, refusal = _pick(probes)
         if refusal is not None:
             raise LimitExceeded(checks.endpoint, refusal.check, refusal.kind, refusal.wait)
-        held: list[tuple[str, int, int]] = []
+        held: list[tuple[str, int, int, int]] = []
         for p in probes:
-            if p.check.alternative and p is not chosen:
+            c = p.check
+            if c.alternative and p is not chosen:
                 continue
-            if p.q is not None and p.check.qpm is not None:
-                self._store(f"q:{p.check.bucket}", p.q[0] - 1, p.q[1], p.check.qpm)
-            if p.t is not None and p.check.tpm is not None:
-                self._store(f"t:{p.check.bucket}", p.t[0] - p.cost, p.t[1], p.check.tpm)
-                held.append((f"t:{p.check.bucket}", p.check.tpm, p.cost))
+            if p.q is not None and c.qpm is not None:
+                self._store(f"q:{c.bucket}", p.q[0] - 1, p.q[1], c.qpm, c.period_ms)
+            if p.t is not None and c.tpm is not None:
+                self._store(f"t:{c.bucket}", p.t[0] - p.cost, p.t[1], c.tpm, c.period_ms)
+                held.append((f"t:{c.bucket}", c.tpm, c.period_ms, p.cost))
         return Reservation(self._adjust, tuple(held)) if held else NO_RESERVATION
 
     def _adjust(self, changes: Sequence[Adjustment]) -> None:
         now = int(self._clock() * 1000)
-        for key, capacity, delta in changes:
-            level, ts = self._level(key, capacity, now)
-            self._store(key, min(capacity, level + delta), ts, capacity)
+        for key, capacity, period, delta in changes:
+            level, ts = self._level(key, capacity, period, now)
+            self._store(key, min(capacity, level + delta), ts, capacity, period)
 
     async def flush(self) -> bool:
         """Settling is immediate here: nothing is ever pending."""

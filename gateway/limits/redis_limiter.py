@@ -23,7 +23,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("The Redis rate-limit backend needs the redis extra: pip install 'gateway[redis]'") from exc
 
-from gateway.limits.budget import PERIOD_MS, token_cost
+from gateway.limits.budget import token_cost
 from gateway.limits.errors import LimiterUnavailable, LimitExceeded
 from gateway.limits.limiter import NO_RESERVATION, Adjustment, BackendErrorHook, Clock, Reservation
 from gateway.limits.redis_scripts import ACQUIRE, SETTLE
@@ -51,7 +51,7 @@ class RedisLimiter:
         self._clock = clock
         self._on_backend_error = on_backend_error
         self._down_until = 0.0  # time.monotonic() before which Redis is not tried; 0 while healthy
-        self._pending: dict[str, list[int]] = {}  # TPM key -> [capacity, tokens to give back]
+        self._pending: dict[str, list[int]] = {}  # TPM key -> [capacity, period ms, tokens to give back]
         self._send_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -66,12 +66,12 @@ class RedisLimiter:
         if time.monotonic() < self._down_until:
             return self._decide_without_redis()
         keys: list[str] = []
-        args: list[int] = [self._now_ms(), PERIOD_MS]
+        args: list[int] = [self._now_ms()]
         costs: list[int] = []
         for c in checks.items:
             cost = token_cost(c, estimated_tokens)
             keys += (f"{self._prefix}:q:{c.bucket}", f"{self._prefix}:t:{c.bucket}")
-            args += (int(c.alternative), c.qpm or 0, c.tpm or 0, cost)
+            args += (int(c.alternative), c.qpm or 0, c.tpm or 0, cost, c.period_ms)
             costs.append(cost)
         try:
             async with asyncio.timeout(self._timeout):
@@ -85,7 +85,7 @@ class RedisLimiter:
             raise LimitExceeded(checks.endpoint, checks.items[index - 1], kind.decode(), wait)
         charged = reply[1]
         held = tuple(
-            (keys[2 * i + 1], c.tpm, costs[i])
+            (keys[2 * i + 1], c.tpm, c.period_ms, costs[i])
             for i, c in enumerate(checks.items)
             if c.tpm is not None and (not c.alternative or i + 1 == charged)
         )
@@ -110,10 +110,10 @@ class RedisLimiter:
             self._down_until = 0.0
 
     def _adjust(self, changes: Sequence[Adjustment]) -> None:
-        for key, capacity, delta in changes:
-            entry = self._pending.setdefault(key, [capacity, 0])
-            entry[0] = capacity
-            entry[1] += delta
+        for key, capacity, period, delta in changes:
+            entry = self._pending.setdefault(key, [capacity, period, 0])
+            entry[0], entry[1] = capacity, period
+            entry[2] += delta
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
         self._wake.set()
@@ -129,13 +129,13 @@ class RedisLimiter:
     async def flush(self) -> bool:
         """See ``Limiter.flush``: one script call for every pending bucket."""
         async with self._send_lock:
-            batch = {k: v for k, v in self._pending.items() if v[1]}
+            batch = {k: v for k, v in self._pending.items() if v[2]}
             self._pending = {}
             if not batch:
                 return True
-            args = [self._now_ms(), PERIOD_MS]
-            for capacity, delta in batch.values():
-                args += (capacity, delta)
+            args = [self._now_ms()]
+            for capacity, period, delta in batch.values():
+                args += (capacity, period, delta)
             sent = False
             try:
                 async with asyncio.timeout(self._timeout):
@@ -148,9 +148,9 @@ class RedisLimiter:
                 # Keep the batch for the next try: a lost adjustment would skew the bucket for good.
                 # (A timeout after Redis ran the script applies it twice: rarer, and bounded by one batch.)
                 if not sent:
-                    for key, (capacity, delta) in batch.items():
-                        entry = self._pending.setdefault(key, [capacity, 0])
-                        entry[1] += delta
+                    for key, (capacity, period, delta) in batch.items():
+                        entry = self._pending.setdefault(key, [capacity, period, 0])
+                        entry[2] += delta
             return sent
 
     async def close(self) -> None:

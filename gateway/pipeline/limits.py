@@ -30,7 +30,8 @@ async def enforce(call: Call, limiter: Limiter) -> None:
     principal = call.ctx.principal
     if not rules or principal is None:
         return
-    checks = resolve_checks(rules, call.endpoint.name, principal.name, principal.groups)
+    checks = resolve_checks(rules, call.endpoint.name, principal.name, principal.groups,
+                            kind=principal.kind, tags=call.ctx.record.request_tags)
     try:
         call.ctx.reservation = await limiter.acquire(checks, estimated_tokens(call.body))
     except LimitExceeded as exc:

@@ -77,8 +77,9 @@ class Router:
         self._sleep = sleep
 
     def plan(self, endpoint: EndpointConfig, session: str | None) -> list[ServedEntity]:
-        """The split's pick, then the fallbacks in order."""
-        return [pick(endpoint.served_entities, self._rng, session), *endpoint.fallbacks]
+        """The split's pick, then the fallbacks in order (unless they are switched off)."""
+        first = pick(endpoint.served_entities, self._rng, session)
+        return [first, *endpoint.fallbacks] if endpoint.fallbacks_enabled else [first]
 
     def _remaining(self, call: Call) -> float | None:
         deadline = call.ctx.deadline

@@ -2,7 +2,8 @@
 
 ``POST /api/2.0/serving-endpoints`` creates an endpoint (admins), ``PUT`` / ``DELETE
 /api/2.0/serving-endpoints/{name}`` replace or remove one, ``PUT .../{name}/ai-gateway``
-sets its rate limits and turns fallbacks off or on, and ``GET`` / ``PUT
+sets its rate limits (per minute or hour; endpoint, user default, user, service principal,
+group or request tag) and turns fallbacks off or on, and ``GET`` / ``PUT
 /api/2.0/permissions/serving-endpoints/{name}`` read and set who may use it. Changing an
 endpoint needs CAN_MANAGE on it (or an admin token). Changes go to the store and to this
 worker at once; the other workers pick them up at their next reload (``server.store_refresh_s``).
@@ -21,14 +22,17 @@ An endpoint body::
 
 from __future__ import annotations
 
+import re
+from typing import Annotated
+
 import msgspec
 from aiohttp import web
 
-from gateway.config import ConfigError, EndpointConfig, Permission, ServedEntity, check_endpoint
+from gateway.config import ConfigError, EndpointConfig, Permission, PrincipalKind, ServedEntity, check_endpoint
 from gateway.codecs.openai_chat import bad_request_from
 from gateway.errors import BadRequest, EndpointNotFound, NotFound, PermissionDenied
 from gateway.limits import LimitRule
-from gateway.server.auth import Principal
+from gateway.server.permissions import may_manage
 from gateway.server.chat_flow import read_body
 from gateway.server.responding import json_reply
 from gateway.server.serving_api import describe
@@ -68,13 +72,15 @@ class EndpointBody(msgspec.Struct):
 
 
 class RateLimitBody(msgspec.Struct):
-    """Databricks' rate-limit shape: ``calls`` (per minute) or ``tokens`` (per minute) per key."""
+    """Databricks' rate-limit shape: ``calls`` and/or ``tokens`` per ``renewal_period`` per key."""
 
-    key: str = "endpoint"  # endpoint | user | user_group | service_principal
+    key: str = "endpoint"  # endpoint | user | user_group | service_principal | request_tag
     calls: int | None = None
     tokens: int | None = None
     principal: str | None = None
-    renewal_period: str = "minute"
+    renewal_period: str = "minute"  # minute | hour
+    request_tag_key: str | None = None
+    request_tag_value: str | None = None
 
 
 class FallbackConfig(msgspec.Struct):
@@ -108,21 +114,9 @@ def _decode(body: bytes, kind: type) -> object:  # type: ignore[type-arg]
         raise bad_request_from(exc) from None
 
 
-def _may_manage(principal: Principal | None, endpoint: EndpointConfig | None) -> bool:
-    if principal is None:
-        return False
-    if principal.admin:
-        return True
-    if endpoint is None:
-        return False
-    groups = set(principal.groups)
-    return any(p.level == "CAN_MANAGE" and (p.principal == principal.name or (p.group in groups and p.group))
-               for p in endpoint.permissions)
-
-
 def _require_manage(request: web.Request, endpoint: EndpointConfig | None, name: str) -> None:
     principal = request[CONTEXT].principal
-    if not _may_manage(principal, endpoint):
+    if not may_manage(principal, endpoint):
         who = principal.name if principal is not None else "the caller"
         raise PermissionDenied(f"{who} may not manage endpoint '{name}'")
 
@@ -189,7 +183,26 @@ async def delete_endpoint(request: web.Request) -> web.Response:
 
 
 _LIMIT_KEYS = {"endpoint": "endpoint", "user": "user", "user_group": "group", "group": "group",
-               "service_principal": "service_principal"}
+               "service_principal": "service_principal", "request_tag": "request_tag"}
+
+
+#: LimitRule's field names -> this body's, for error messages.
+_BODY_NAMES = {"qpm": "calls", "tpm": "tokens", "tag_key": "request_tag_key", "tag_value": "request_tag_value"}
+_RULE_NAME = re.compile(r"\b(" + "|".join(_BODY_NAMES) + r")\b")
+
+
+def _limit_rule(i: int, r: RateLimitBody) -> LimitRule:
+    where = f"rate_limits[{i}]"
+    if r.key not in _LIMIT_KEYS:
+        raise BadRequest(f"{where}.key: one of {', '.join(sorted(_LIMIT_KEYS))}", param=f"{where}.key")
+    try:
+        return msgspec.convert({
+            "key": _LIMIT_KEYS[r.key], "principal": r.principal, "qpm": r.calls, "tpm": r.tokens,
+            "renewal_period": r.renewal_period, "tag_key": r.request_tag_key, "tag_value": r.request_tag_value,
+        }, LimitRule)
+    except msgspec.ValidationError as exc:
+        message = _RULE_NAME.sub(lambda m: _BODY_NAMES[m.group(1)], str(exc)).replace("`$", f"`$.{where}")
+        raise BadRequest(f"{where}: {message}", param=where) from None
 
 
 async def put_ai_gateway(request: web.Request) -> web.Response:
@@ -203,26 +216,15 @@ async def put_ai_gateway(request: web.Request) -> web.Response:
     # usage_tracking_config is accepted: usage is always tracked.
     changes: dict[str, object] = {}
     if body.rate_limits is not None:
-        rules = []
-        for i, r in enumerate(body.rate_limits):
-            if r.renewal_period != "minute" or r.key not in _LIMIT_KEYS:
-                raise BadRequest(f"rate_limits[{i}]: key must be one of {sorted(_LIMIT_KEYS)} and renewal_period "
-                                 "'minute'", param=f"rate_limits[{i}]")
-            try:
-                rules.append(LimitRule(key=_LIMIT_KEYS[r.key], principal=r.principal, qpm=r.calls, tpm=r.tokens))  # type: ignore[arg-type]
-            except ValueError as exc:
-                raise BadRequest(f"rate_limits[{i}]: {exc}", param=f"rate_limits[{i}]") from None
-        changes["rate_limits"] = rules
-    if body.fallback_config is not None and not body.fallback_config.enabled:
-        changes["fallbacks"] = []
+        changes["rate_limits"] = [_limit_rule(i, r) for i, r in enumerate(body.rate_limits)]
+    if body.fallback_config is not None:
+        changes["fallbacks_enabled"] = body.fallback_config.enabled
     return await _save(request, msgspec.structs.replace(endpoint, **changes))
 
 
 def _acl(endpoint: EndpointConfig) -> bytes:
-    entries = [
-        AccessControl(p.level, group_name=p.group) if p.group else AccessControl(p.level, user_name=p.principal)
-        for p in endpoint.permissions
-    ]
+    entries = [AccessControl(p.level, user_name=p.principal, group_name=p.group,
+                             service_principal_name=p.service_principal) for p in endpoint.permissions]
     return msgspec.json.encode({"object_id": f"/serving-endpoints/{endpoint.name}", "object_type": "serving-endpoint",
                                 "access_control_list": entries})
 
@@ -240,10 +242,11 @@ async def put_permissions(request: web.Request) -> web.Response:
     for i, entry in enumerate(body.access_control_list):
         if entry.permission_level not in ("CAN_QUERY", "CAN_MANAGE"):
             raise BadRequest(f"access_control_list[{i}].permission_level: CAN_QUERY or CAN_MANAGE")
-        who = entry.user_name or entry.service_principal_name
-        if (who is None) == (entry.group_name is None):
-            raise BadRequest(f"access_control_list[{i}]: name one user, service principal or group")
-        grants.append(Permission(principal=who, group=entry.group_name, level=entry.permission_level))  # type: ignore[arg-type]
+        names = (entry.user_name, entry.service_principal_name, entry.group_name)
+        if sum(n is not None for n in names) != 1:
+            raise BadRequest(f"access_control_list[{i}]: name one user_name, service_principal_name or group_name")
+        grants.append(Permission(principal=entry.user_name, service_principal=entry.service_principal_name,
+                                 group=entry.group_name, level=entry.permission_level))  # type: ignore[arg-type]
     updated = msgspec.structs.replace(endpoint, permissions=grants)
     await _save(request, updated)
     return json_reply(request[CONTEXT], _acl(updated))
@@ -253,9 +256,10 @@ async def put_permissions(request: web.Request) -> web.Response:
 
 class CreateTokenBody(msgspec.Struct):
     principal: str
+    kind: PrincipalKind = "user"
     groups: list[str] = []
     admin: bool = False
-    lifetime_seconds: int | None = None
+    lifetime_seconds: Annotated[int, msgspec.Meta(ge=1)] | None = None  # None: never expires
     comment: str = ""
 
 
@@ -266,7 +270,7 @@ def _require_admin(request: web.Request) -> None:
 
 
 def _token_info(t: StoredToken) -> dict[str, object]:
-    return {"token_id": t.id, "owner": t.principal, "groups": list(t.groups), "admin": t.admin,
+    return {"token_id": t.id, "owner": t.principal, "kind": t.kind, "groups": list(t.groups), "admin": t.admin,
             "creation_time": int(t.created_at * 1000), "expiry_time": int(t.expires_at * 1000) if t.expires_at else -1,
             "revoked": t.revoked_at is not None, "comment": t.description}
 
@@ -277,7 +281,8 @@ async def create_token(request: web.Request) -> web.Response:
     body = _decode(await read_body(request), CreateTokenBody)
     assert isinstance(body, CreateTokenBody)
     secret, row = await TokensTable(request.app[CONFIG]).create(
-        body.principal, tuple(body.groups), admin=body.admin, expires_in=body.lifetime_seconds, description=body.comment)
+        body.principal, tuple(body.groups), kind=body.kind, admin=body.admin, expires_in=body.lifetime_seconds,
+        description=body.comment)
     await request.app[STORE_REFRESHER].load()
     return json_reply(request[CONTEXT], msgspec.json.encode({"token_value": secret, "token_info": _token_info(row)}))
 

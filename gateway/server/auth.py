@@ -16,16 +16,19 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from gateway.config import TokenConfig
+from gateway.config import PrincipalKind, TokenConfig
 
 #: Request headers that carry the caller's gateway credentials; never forwarded upstream.
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
 
 
 class Principal(msgspec.Struct, frozen=True):
+    """Who a token belongs to: a user or a service principal, its groups, and whether it is an admin."""
+
     name: str
     groups: tuple[str, ...] = ()
     admin: bool = False
+    kind: PrincipalKind = "user"
 
 
 def hash_token(token: str) -> str:
@@ -67,7 +70,7 @@ class TokenStore:
         self._stored: dict[str, tuple[Principal, float | None]] = {}
         for t in tokens:
             digest = (t.sha256 or hash_token(t.token or "")).lower()
-            self._by_hash[digest] = Principal(t.principal, tuple(t.groups), t.admin)
+            self._by_hash[digest] = Principal(t.principal, tuple(t.groups), t.admin, t.kind)
 
     def add(self, token: str, principal: Principal) -> None:
         self._by_hash[hash_token(token)] = principal

@@ -101,14 +101,18 @@ def describe(endpoint: EndpointConfig) -> dict:  # type: ignore[type-arg]
             "fallbacks": [{"external_model": {"provider": e.provider, "name": e.model}} for e in endpoint.fallbacks],
         },
         "ai_gateway": {
-            "rate_limits": [
-                {"key": "user_group" if r.key == "group" else r.key, "principal": r.principal, "calls": r.qpm,
-                 "tokens": r.tpm, "renewal_period": "minute"}
-                for r in endpoint.rate_limits
-            ],
-            "fallback_config": {"enabled": bool(endpoint.fallbacks)},
+            "rate_limits": [_rate_limit(r) for r in endpoint.rate_limits],
+            "fallback_config": {"enabled": endpoint.fallbacks_enabled and bool(endpoint.fallbacks)},
         },
     }
+
+
+def _rate_limit(rule: LimitRule) -> dict[str, object]:
+    """A rule in the Databricks ``ai_gateway.rate_limits`` shape, without unset fields."""
+    shaped = {"key": "user_group" if rule.key == "group" else rule.key, "principal": rule.principal,
+              "calls": rule.qpm, "tokens": rule.tpm, "renewal_period": rule.renewal_period,
+              "request_tag_key": rule.tag_key, "request_tag_value": rule.tag_value}
+    return {k: v for k, v in shaped.items() if v is not None}
 
 
 async def list_endpoints(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from gateway.errors import RateLimited
 from gateway.limits import Limiter, LimitChecks, LimitRule, resolve_checks
+from gateway.limits.rules import PrincipalKind
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ALICE = "alice@example.com"
@@ -35,8 +36,9 @@ def rules(*raw: dict[str, object]) -> list[LimitRule]:
 
 
 def checks_for(rule_list: list[LimitRule], principal: str = ALICE, groups: tuple[str, ...] = (),
-               endpoint: str = "team-chat") -> LimitChecks:
-    return resolve_checks(rule_list, endpoint, principal, groups)
+               endpoint: str = "team-chat", *, kind: PrincipalKind = "user",
+               tags: dict[str, str] | None = None) -> LimitChecks:
+    return resolve_checks(rule_list, endpoint, principal, groups, kind=kind, tags=tags or {})
 
 
 async def passes(limiter: Limiter, checks: LimitChecks, tokens: int = 0) -> bool:

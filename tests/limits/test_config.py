@@ -18,6 +18,10 @@ from tests.limits import rules
     ({"key": "service_principal", "tpm": 1}, "a service_principal limit needs principal"),
     ({"key": "user", "qpm": 0}, "Expected `int` >= 1 - at `$[0].qpm`"),
     ({"key": "tag", "qpm": 1}, "Invalid enum value 'tag' - at `$[0].key`"),
+    ({"key": "request_tag", "qpm": 1}, "a request_tag limit needs tag_key"),
+    ({"key": "request_tag", "tag_key": "team", "principal": "a", "qpm": 1}, "a request tag limit takes no principal"),
+    ({"key": "user", "tag_key": "team", "qpm": 1}, "tag_key and tag_value belong to request_tag limits only"),
+    ({"key": "user", "qpm": 1, "renewal_period": "day"}, "Invalid enum value 'day' - at `$[0].renewal_period`"),
     ({"key": "user", "qpm": 1, "calls": 2}, "unknown field `calls`"),
 ])
 def test_a_bad_rule_is_refused_with_its_path(raw: dict[str, object], error: str) -> None:
@@ -35,7 +39,8 @@ def test_a_rule_may_set_qpm_tpm_or_both() -> None:
     [{"key": "endpoint", "qpm": 1}, {"key": "endpoint", "tpm": 1}],
     [{"key": "user", "qpm": 1}, {"key": "user", "tpm": 1}],
     [{"key": "group", "principal": "ml", "qpm": 1}, {"key": "group", "principal": "ml", "qpm": 2}],
-    [{"key": "user", "principal": "bot", "qpm": 1}, {"key": "service_principal", "principal": "bot", "qpm": 2}],
+    [{"key": "user", "qpm": 1}, {"key": "user", "qpm": 1, "renewal_period": "hour"}],
+    [{"key": "request_tag", "tag_key": "team", "qpm": 1}, {"key": "request_tag", "tag_key": "team", "tpm": 2}],
 ])
 def test_two_rules_for_one_target_are_refused_naming_the_second(raw: list[dict[str, object]]) -> None:
     with pytest.raises(ValueError, match=r"^\[1\]: a second limit for"):
@@ -46,6 +51,10 @@ def test_rules_for_different_targets_are_accepted() -> None:
     check_rules(rules(
         {"key": "endpoint", "qpm": 100}, {"key": "user", "qpm": 5}, {"key": "user", "principal": "alice", "qpm": 9},
         {"key": "group", "principal": "alice", "qpm": 3}, {"key": "service_principal", "principal": "bot", "qpm": 1},
+        # Users and service principals are separate namespaces.
+        {"key": "user", "principal": "bot", "qpm": 2},
+        {"key": "request_tag", "tag_key": "team", "qpm": 1},
+        {"key": "request_tag", "tag_key": "team", "tag_value": "ads", "qpm": 1},
     ))
 
 

@@ -99,6 +99,35 @@ async def test_qpm_refills_one_request_per_sixtieth_of_a_minute(limiter: Limiter
     assert await passed(limiter, checks, 10) == 6  # a full bucket holds one minute's limit, no more
 
 
+async def test_an_hourly_limit_refills_over_an_hour(limiter: Limiter, clock: FakeClock) -> None:
+    checks = checks_for(rules({"key": "user", "qpm": 6, "renewal_period": "hour"}))
+    assert await passed(limiter, checks, 10) == 6
+    assert (await refusal(limiter, checks)).retry_after == 600.0
+    clock.advance(599)
+    assert not await passes(limiter, checks)
+    clock.advance(1)
+    assert await passes(limiter, checks)
+    clock.advance(3600)
+    assert await passed(limiter, checks, 10) == 6  # a full bucket holds one hour's limit, no more
+
+
+async def test_minute_and_hour_buckets_are_separate(limiter: Limiter) -> None:
+    per_minute = checks_for(rules({"key": "user", "qpm": 2}))
+    per_hour = checks_for(rules({"key": "user", "qpm": 2, "renewal_period": "hour"}))
+    assert await passed(limiter, per_minute, 3) == 2
+    assert await passed(limiter, per_hour, 3) == 2
+
+
+async def test_an_hourly_tpm_reservation_settles_in_the_hourly_bucket(limiter: Limiter, clock: FakeClock) -> None:
+    checks = checks_for(rules({"key": "user", "principal": ALICE, "tpm": 3600, "renewal_period": "hour"}))
+    (await limiter.acquire(checks, 3600)).settle(1800)
+    assert await limiter.flush()
+    assert await passes(limiter, checks, 1800)
+    assert (await refusal(limiter, checks, 60)).retry_after == 60.0  # one token per second
+    clock.advance(60)
+    assert await passes(limiter, checks, 60)
+
+
 async def test_tpm_retry_after_is_the_time_until_the_estimate_fits(limiter: Limiter) -> None:
     checks = checks_for(rules({"key": "user", "principal": ALICE, "tpm": 1000}))
     await limiter.acquire(checks, 900)
@@ -116,15 +145,19 @@ async def test_tpm_retry_after_is_the_time_until_the_estimate_fits(limiter: Limi
      f"Rate limit exceeded: 5 requests per minute for service principal {ALICE} on endpoint team-chat"),
     ({"key": "group", "principal": "ml", "qpm": 5}, ("ml",),
      "Rate limit exceeded: 5 requests per minute for group ml on endpoint team-chat"),
+    ({"key": "user", "principal": ALICE, "qpm": 5, "renewal_period": "hour"}, (),
+     f"Rate limit exceeded: 5 requests per hour for user {ALICE} on endpoint team-chat"),
 ])
 async def test_a_refusal_names_the_limit(limiter: Limiter, rule: dict[str, object], groups: tuple[str, ...],
                                          message: str) -> None:
-    checks = checks_for(rules(rule), groups=groups)
+    kind = "service_principal" if rule["key"] == "service_principal" else "user"
+    checks = checks_for(rules(rule), groups=groups, kind=kind)
     await passed(limiter, checks, 5)
     refused = await refusal(limiter, checks)
     assert isinstance(refused, RateLimited)
     assert (refused.status, refused.code, refused.message) == (429, "rate_limited", message)
-    assert (refused.scope, refused.limit, refused.retry_after) == (checks.items[0].scope, "qpm", 12.0)
+    one_request = checks.items[0].period_ms / 5 / 1000  # a fifth of the renewal period
+    assert (refused.scope, refused.limit, refused.retry_after) == (checks.items[0].scope, "qpm", one_request)
 
 
 async def test_a_token_refusal_names_the_token_limit(limiter: Limiter) -> None:
@@ -246,6 +279,35 @@ async def test_settle_adjusts_the_group_that_was_charged(limiter: Limiter) -> No
     assert await passes(limiter, checks, 90)  # ml, now empty
     assert await passes(limiter, checks, 1000)  # eng
     assert (await refusal(limiter, checks, 1)).retry_after == 0.06  # ml's next token is the soonest
+
+
+# -- request tags -------------------------------------------------------------------------------
+
+TAG_RULES = rules({"key": "request_tag", "tag_key": "team", "qpm": 2},
+                  {"key": "request_tag", "tag_key": "team", "tag_value": "search", "qpm": 5})
+
+
+async def test_a_tag_rule_gives_each_value_its_own_bucket(limiter: Limiter) -> None:
+    assert await passed(limiter, checks_for(TAG_RULES, tags={"team": "ads"}), 4) == 2
+    assert await passed(limiter, checks_for(TAG_RULES, "bob", tags={"team": "ads"}), 4) == 0  # shared across callers
+    assert await passed(limiter, checks_for(TAG_RULES, tags={"team": "mail"}), 4) == 2
+
+
+async def test_a_rule_for_one_tag_value_overrides_the_any_value_rule(limiter: Limiter) -> None:
+    assert await passed(limiter, checks_for(TAG_RULES, tags={"team": "search"}), 7) == 5
+    refused = await refusal(limiter, checks_for(TAG_RULES, tags={"team": "search", "env": "prod"}))
+    assert refused.message == "Rate limit exceeded: 5 requests per minute for request tag team=search on endpoint team-chat"
+    assert refused.scope == "request_tag"
+
+
+async def test_requests_without_the_tag_meet_no_tag_limit(limiter: Limiter) -> None:
+    assert await passed(limiter, checks_for(TAG_RULES, tags={"env": "prod"}), 10) == 10
+
+
+async def test_tag_limits_apply_on_top_of_the_callers_own(limiter: Limiter) -> None:
+    rule_list = rules({"key": "user", "principal": ALICE, "qpm": 3}, {"key": "request_tag", "tag_key": "team", "qpm": 2})
+    assert await passed(limiter, checks_for(rule_list, tags={"team": "ads"}), 3) == 2
+    assert await passed(limiter, checks_for(rule_list), 3) == 1  # ALICE's own bucket had 1 left
 
 
 async def test_endpoints_do_not_share_buckets(limiter: Limiter) -> None:
