@@ -70,9 +70,17 @@ def token_series(endpoint: str):  # type: ignore[no-untyped-def]
     return INPUT_TOKENS.labels(endpoint), OUTPUT_TOKENS.labels(endpoint)
 
 
+def multiprocess() -> bool:
+    """Whether workers share metrics through files (``gateway serve --workers N``)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
 def render() -> bytes:
-    """The exposition text: this process's metrics, or every worker's in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """The exposition text: this process's metrics, or every worker's in multiprocess mode.
+
+    Multiprocess mode reads every worker's files: call it off the event loop.
+    """
+    if multiprocess():
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         return generate_latest(registry)

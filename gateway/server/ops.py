@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -21,4 +23,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    return web.Response(body=metrics.render(), headers={"content-type": CONTENT_TYPE_LATEST})
+    """Prometheus text; with several workers, their files are read and merged off the loop."""
+    body = await asyncio.to_thread(metrics.render) if metrics.multiprocess() else metrics.render()
+    return web.Response(body=body, headers={"content-type": CONTENT_TYPE_LATEST})
