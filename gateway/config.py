@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
@@ -143,7 +143,7 @@ class StorageConfig(_Base, kw_only=True):
     kind: Literal["sqlite", "postgres"] = "sqlite"
     path: str | None = None  # SQLite file; default <data_dir>/usage.db
     dsn: str | None = None  # PostgreSQL
-    batch_size: int = 1000
+    batch_size: Annotated[int, msgspec.Meta(ge=1)] = 5000  # a commit per batch: bigger batches, fewer fsyncs
     flush_interval_ms: int = 200
     queue_size: int = 100_000
 

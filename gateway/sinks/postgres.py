@@ -48,10 +48,14 @@ def _import_asyncpg():  # type: ignore[no-untyped-def]
     return asyncpg
 
 
-def _row(r: UsageRecord) -> tuple[object, ...]:
-    return tuple(
-        datetime.fromtimestamp(r.event_time, timezone.utc) if c == "event_time" else getattr(r, c) for c in COLUMNS
-    )
+_EVENT_TIME = COLUMNS.index("event_time")
+
+
+def _row(r: UsageRecord) -> list[object]:
+    # COLUMNS is the Struct's field order, so one C call gives the row; only the time changes type.
+    row = list(msgspec.structs.astuple(r))
+    row[_EVENT_TIME] = datetime.fromtimestamp(r.event_time, timezone.utc)
+    return row
 
 
 class PostgresUsageSink:
