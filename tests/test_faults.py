@@ -200,3 +200,52 @@ def test_relay_never_splices_raw_halves_with_reframed_events():
         out = sniffer.relay(stream[:cut]) + sniffer.relay(stream[cut:]) + sniffer.finish()
         assert out == expected, cut
         assert sniffer.usage is not None and sniffer.usage.output_tokens == 2
+
+
+def _fail_on_call(monkeypatch: pytest.MonkeyPatch, owner: type, name: str, n: int) -> None:
+    """Make the ``n``th call of ``owner.name`` raise a plain (non-gateway) exception; each is
+    made after the response's status line went out."""
+    original = getattr(owner, name)
+    calls = 0
+
+    def failing(self, *args):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            raise RuntimeError("a bug in the gateway")
+        return original(self, *args)
+
+    monkeypatch.setattr(owner, name, failing)
+
+
+async def test_a_bug_mid_relayed_stream_ends_the_body_with_an_error_event(make_gateway, start_upstream, monkeypatch):
+    from gateway.streaming.passthrough import ChatStreamSniffer
+
+    _fail_on_call(monkeypatch, ChatStreamSniffer, "relay", 1)
+    up = await start_upstream("openai")
+    gw = await upstream_gateway(make_gateway, up.url + "/v1", "echo")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url("/v1/chat/completions"), headers=AUTH,
+                          json={"model": "ep", "stream": True, "messages": [{"role": "user", "content": "x"}]}) as r:
+            assert r.status == 200
+            body = await r.read()  # the body ends: no hang, no second status line inside it
+    assert b"HTTP/1.1" not in body and b"Internal error; see the gateway log for request" in body
+    (row,) = await gw.usage_rows(1)
+    assert (row["status_code"], row["error_code"], row["streaming"]) == (500, "internal_error", 1)
+
+
+async def test_a_bug_mid_encoded_stream_ends_the_body_with_an_error_event(mock_gateway: Gateway, monkeypatch):
+    import anthropic
+
+    from gateway.codecs.anthropic_messages import AnthropicStreamEncoder
+
+    _fail_on_call(monkeypatch, AnthropicStreamEncoder, "encode", 2)
+    client = anthropic.AsyncAnthropic(base_url=mock_gateway.url("/anthropic"), api_key=TOKEN, max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as info:
+        async with client.messages.stream(model="mock-chat", max_tokens=50,
+                                          messages=[{"role": "user", "content": "pace-1ms one two three four"}]) as s:
+            async for _ in s:
+                pass
+    assert "Internal error; see the gateway log" in str(info.value)
+    (row,) = await mock_gateway.usage_rows(1)
+    assert (row["status_code"], row["error_code"]) == (500, "internal_error")

@@ -57,6 +57,18 @@ def _stream_failed(ctx: RequestContext, err: GatewayError) -> None:
     ctx.record.error_code = error_label(err)
 
 
+async def _fail_in_stream(ctx: RequestContext, resp: web.StreamResponse, exc: Exception,
+                          error_event: Callable[[GatewayError], bytes]) -> None:
+    """End a started stream with the API's error event: the status line is already sent."""
+    if isinstance(exc, GatewayError):
+        err = exc
+    else:
+        log.exception("request %s: unhandled error mid-stream", ctx.request_id)
+        err = GatewayError("Internal error; see the gateway log for request " + ctx.request_id)
+    _stream_failed(ctx, err)
+    await _write_quietly(resp, error_event(err))
+
+
 def _client_gone(ctx: RequestContext) -> None:
     ctx.record.status_code = CLIENT_CLOSED
     ctx.record.error_code = "client_disconnected"
@@ -83,15 +95,16 @@ async def relay_raw_stream(
             await resp.write(tail)
         if sniffer.error is not None:  # the upstream's own error event, relayed as sent
             _stream_failed(ctx, sniffer.error)
-    except GatewayError as err:
-        _stream_failed(ctx, err)
-        await _write_quietly(resp, error_event(err))
     except (ConnectionResetError, asyncio.CancelledError) as exc:
         # The caller went away: a failed write, or aiohttp cancelling the handler.
         _client_gone(ctx)
         if isinstance(exc, asyncio.CancelledError):
             raise
         return resp
+    except Exception as exc:  # noqa: BLE001 - the status line is sent: fail inside the body
+        if not resp.prepared:
+            raise
+        await _fail_in_stream(ctx, resp, exc, error_event)
     finally:
         await stream.aclose()
         record_usage(ctx, sniffer.usage, input_chars, sniffer.chars)
@@ -119,14 +132,15 @@ async def stream_events(
                 await resp.write(out)
                 ctx.mark_first_byte()
         await resp.write(encoder.finish())
-    except GatewayError as err:
-        _stream_failed(ctx, err)
-        await _write_quietly(resp, error_event(err))
     except (ConnectionResetError, asyncio.CancelledError) as exc:
         _client_gone(ctx)
         if isinstance(exc, asyncio.CancelledError):
             raise
         return resp
+    except Exception as exc:  # noqa: BLE001 - the status line is sent: fail inside the body
+        if not resp.prepared:
+            raise
+        await _fail_in_stream(ctx, resp, exc, error_event)
     finally:
         await stream.aclose()
         record_usage(ctx, encoder.usage, input_chars, encoder.output_chars)
