@@ -365,12 +365,21 @@ def _append_text(parts: list[w.Part], text: str, thought: bool, signature: str |
     parts.append(w.Part(text=text, thought=thought or UNSET, thought_signature=_wire_signature(signature)))
 
 
+def _whole_json(text: str) -> bool:
+    try:
+        msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
 class GeminiStreamEncoder:
     """IR stream events -> streamGenerateContent chunks, as SSE (``alt=sse``) or Gemini's JSON array.
 
     Each batch of events becomes at most one chunk. Gemini sends function calls whole, so
-    tool-call deltas are buffered per index; the calls go out once a text or thinking event,
-    or the end of the stream, shows their arguments are complete. The last chunk carries
+    tool-call deltas are buffered per index. A text or thinking event sends the calls whose
+    arguments are already a whole JSON value (providers may interleave text with a call
+    still streaming its arguments: that one waits); the end of the stream sends the rest. The last chunk carries
     finishReason and usageMetadata. In array mode the bytes of all chunks concatenate to
     one JSON array.
     """
@@ -403,7 +412,9 @@ class GeminiStreamEncoder:
                 self._calls[ev.index] = _PendingCall(ev.id, ev.name, ev.signature)
             elif isinstance(ev, ToolCallDelta):
                 self.output_chars += len(ev.arguments)
-                self._calls[ev.index].arguments.append(ev.arguments)
+                call = self._calls.get(ev.index)
+                if call is not None:  # None: the call was already whole and sent; nothing can follow but blanks
+                    call.arguments.append(ev.arguments)
             elif isinstance(ev, FinishEvent):
                 self._finish = ev.reason
             elif isinstance(ev, UsageEvent):
@@ -413,7 +424,7 @@ class GeminiStreamEncoder:
     def finish(self) -> bytes:
         """The last chunk: buffered calls, finishReason and usage; in array mode, also the closing bracket."""
         parts: list[w.Part] = []
-        self._flush_calls(parts)
+        self._flush_calls(parts, only_whole=False)
         out = self._frame(_response(parts, _FINISH[self._finish], self.usage, self._id, self._model))
         return out if self._sse else out + b"]"
 
@@ -423,11 +434,14 @@ class GeminiStreamEncoder:
             return stream_error_event(err, self._sse)
         return b",\r\n" + gemini_error_body(err) + b"]"
 
-    def _flush_calls(self, parts: list[w.Part]) -> None:
+    def _flush_calls(self, parts: list[w.Part], only_whole: bool = True) -> None:
         for index in sorted(self._calls):
             call = self._calls[index]
-            parts.append(_call_part(call.id, call.name, "".join(call.arguments), call.signature))
-        self._calls.clear()
+            arguments = "".join(call.arguments)
+            if only_whole and not _whole_json(arguments):
+                continue
+            parts.append(_call_part(call.id, call.name, arguments, call.signature))
+            del self._calls[index]
 
     def _frame(self, data: bytes) -> bytes:
         if self._sse:

@@ -396,6 +396,22 @@ def test_a_buffered_call_goes_out_before_the_text_that_follows_it():
     assert sse_chunks(encoder.finish())[0].function_calls is None
 
 
+def test_text_arriving_while_a_call_streams_its_arguments_leaves_that_call_buffered():
+    """Providers may interleave text with a call whose arguments are still coming."""
+    encoder = codec.GeminiStreamEncoder("ep", sse=True)
+    batches = [
+        [ToolCallStart(0, "c0", "first"), ToolCallDelta(0, '{"a": 1}'), ToolCallStart(1, "c1", "second"),
+         ToolCallDelta(1, '{"b": ')],
+        [TextDelta("meanwhile")],  # call 0 is whole and goes out; call 1 is not
+        [ToolCallDelta(1, "2}")],
+        [FinishEvent("tool_calls")],
+    ]
+    chunks = sse_chunks(run(encoder, batches))
+    sent = [(p.function_call.name, p.function_call.args) if p.function_call else p.text
+            for c in chunks for p in (c.candidates[0].content.parts if c.candidates[0].content else [])]
+    assert sent == [("first", {"a": 1}), "meanwhile", ("second", {"b": 2})]
+
+
 def test_stream_errors_keep_each_form_valid():
     err = RateLimited("slow down")
     sse = codec.stream_error_event(err, sse=True)
