@@ -50,8 +50,14 @@ _FINISH: dict[FinishReason, str] = {
 
 # Google's JSON parser also accepts proto field names, and its own curl samples use them
 # ("system_instruction", "inline_data"); the Structs read camelCase, so such bodies are
-# rewritten first. Free-form values (call args, responses, schemas) keep their keys.
-_SNAKE_KEY = re.compile(rb'"[a-z]+_[a-z_]+"\s*:')
+# rewritten first. Free-form values (call args, responses, schemas) keep their keys. Only
+# the Structs' own multi-word fields trigger the rewrite: tool arguments such as
+# "file_path" in a conversation's history do not.
+_SNAKE_FIELDS = sorted({
+    field for struct in vars(w).values() if isinstance(struct, type) and issubclass(struct, msgspec.Struct)
+    for field in struct.__struct_fields__ if "_" in field
+})
+_SNAKE_KEY = re.compile(rb'"(?:' + b"|".join(re.escape(f.encode()) for f in _SNAKE_FIELDS) + rb')"\s*:')
 _FREE_FORM = frozenset({
     "args", "response", "parameters", "parametersJsonSchema", "responseSchema", "responseJsonSchema",
 })

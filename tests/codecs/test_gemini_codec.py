@@ -161,6 +161,18 @@ def test_snake_case_bodies_like_googles_curl_samples_are_understood():
     assert json.loads(req.messages[1].parts[0].arguments) == {"file_path": "x"}  # argument keys untouched
 
 
+def test_snake_case_tool_arguments_do_not_send_a_camel_case_body_through_the_rewrite(monkeypatch):
+    def no_rewrite(node):  # type: ignore[no-untyped-def]
+        raise AssertionError("a camelCase body was rewritten")
+
+    monkeypatch.setattr(codec, "_camel_keys", no_rewrite)
+    req = decode({"contents": [
+        {"role": "model", "parts": [{"functionCall": {"name": "read", "args": {"file_path": "a", "max_lines": 3}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "read", "response": {"line_count": 3}}}]},
+    ]})
+    assert json.loads(req.messages[0].parts[0].arguments) == {"file_path": "a", "max_lines": 3}
+
+
 @pytest.mark.parametrize("config,expected", [
     ({"responseMimeType": "application/json"}, ResponseFormat("json_object")),
     ({"responseMimeType": "application/json", "responseJsonSchema": {"type": "object"}},
