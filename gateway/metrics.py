@@ -56,6 +56,10 @@ USAGE_WRITTEN = Counter("gateway_usage_records_written_total", "Usage records wr
 USAGE_SPILLED = Counter(
     "gateway_usage_records_spilled_total", "Usage records put in the spill file because the sink or queue was full.",
 )
+USAGE_REJECTED = Counter(
+    "gateway_usage_spill_lines_rejected_total",
+    "Spill-file lines that were not a usage record (kept aside in usage-rejected-*.jsonl).",
+)
 
 
 @functools.lru_cache(maxsize=8192)

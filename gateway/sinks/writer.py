@@ -5,6 +5,11 @@ is full or ``flush_interval`` has passed, and drains the queue on close. When th
 fails, the batch is appended to a spill file (JSON lines) under the data directory and
 replayed once the sink accepts writes again, so a record is not lost to an outage. If the
 queue itself is full (the sink is far behind), the record goes straight to the spill file.
+
+A spill line that is not a record (a torn write, a disk error) is moved aside to
+``usage-rejected-<pid>.jsonl`` and counted, never allowed to stop the writer. A process
+that died mid-replay leaves ``*.replaying``: the next start replays it again, so after a
+crash a row may be written twice (``request_id`` tells) but never lost.
 """
 
 from __future__ import annotations
@@ -85,12 +90,24 @@ class BatchWriter:
         """Write everything queued so far, then close the sink.
 
         The writer is stopped by a sentinel behind the queued records, never cancelled
-        mid-write: a write runs in a thread that a cancellation would not stop.
+        mid-write: a write runs in a thread that a cancellation would not stop. If the
+        writer task died, what is still queued goes to the spill file instead.
         """
         if self._task is not None:
-            await self._queue.put(None)
-            await self._task
+            if not self._task.done():
+                # The queue may be full; stop waiting for room if the task dies meanwhile.
+                stop = asyncio.ensure_future(self._queue.put(None))
+                await asyncio.wait({stop, self._task}, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+            await asyncio.wait({self._task})
+            if not self._task.cancelled() and self._task.exception() is not None:
+                log.error("usage writer task had failed; spilling what it left", exc_info=self._task.exception())
             self._task = None
+        leftovers = [r for r in (self._queue.get_nowait() for _ in range(self._queue.qsize())) if r is not None]
+        if leftovers:
+            metrics.USAGE_SPILLED.inc(len(leftovers))
+            await asyncio.to_thread(self._append_spill, leftovers)
+        self._idle.set()
         await self.sink.close()
 
     def _wake_waiters(self) -> None:
@@ -124,7 +141,10 @@ class BatchWriter:
                 # Give the batch a moment to fill: many rows per statement is the point.
                 await asyncio.sleep(self._flush_interval)
             rest, stop = self._take_batch()
-            await self._write([first, *rest])
+            try:
+                await self._write([first, *rest])
+            except Exception:  # noqa: BLE001 - e.g. the spill disk failed: keep serving later records
+                log.exception("usage writer: %d records could not be written or spilled", 1 + len(rest))
             if stop:
                 return
             if self._queue.empty():
@@ -142,14 +162,33 @@ class BatchWriter:
         if self._spill.exists():
             await self._replay()
 
+    def _read_spill(self, path: Path) -> list[UsageRecord]:
+        """The records of a spill file; lines that are not records are moved aside."""
+        records: list[UsageRecord] = []
+        rejected: list[bytes] = []
+        for line in path.read_bytes().splitlines():
+            if not line.strip():
+                continue
+            try:
+                records.append(_decode.decode(line))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                rejected.append(line)
+        if rejected:
+            aside = self._spill_dir / f"usage-rejected-{os.getpid()}.jsonl"
+            with aside.open("ab") as f:
+                f.write(b"".join(line + b"\n" for line in rejected))
+            metrics.USAGE_REJECTED.inc(len(rejected))
+            log.error("usage spill: %d lines were not usage records; kept in %s", len(rejected), aside)
+        return records
+
     def _append_spill(self, batch: list[UsageRecord]) -> None:
         with self._spill.open("ab") as f:
             f.write(b"".join(_encode.encode(r) + b"\n" for r in batch))
 
     def _claim_orphan_spills(self) -> None:
-        # Spills of earlier (or dead) processes: take them over by an atomic rename, so two
-        # workers starting together never replay the same file.
-        for path in self._spill_dir.glob("usage-spill-*.jsonl"):
+        # Spills of earlier (or dead) processes, and replays they did not finish: take them
+        # over by an atomic rename, so two workers starting together never replay the same file.
+        for path in [*self._spill_dir.glob("usage-spill-*.jsonl"), *self._spill_dir.glob("usage-spill-*.replaying")]:
             if path == self._spill:
                 continue
             claimed = path.with_name(f"{path.stem}.claimed-{os.getpid()}")
@@ -163,9 +202,12 @@ class BatchWriter:
 
     async def _replay(self) -> None:
         replaying = self._spill.with_suffix(".replaying")
-        await asyncio.to_thread(self._spill.rename, replaying)
-        lines = (await asyncio.to_thread(replaying.read_bytes)).splitlines()
-        records = [_decode.decode(line) for line in lines if line.strip()]
+        try:
+            await asyncio.to_thread(self._spill.rename, replaying)
+            records = await asyncio.to_thread(self._read_spill, replaying)
+        except OSError as exc:
+            log.error("usage spill file %s could not be read (%s); it stays for the next start", self._spill, exc)
+            return
         for i in range(0, len(records), self._batch_size):
             chunk = records[i : i + self._batch_size]
             try:

@@ -1,0 +1,88 @@
+"""The usage writer's spill file: a damaged line, a dead process's unfinished replay, and a
+writer task that died, each without losing the records that can be kept."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from gateway import metrics
+from gateway.sinks.records import UsageRecord
+from gateway.sinks.writer import BatchWriter
+
+
+class MemorySink:
+    """A sink that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.rows: list[UsageRecord] = []
+
+    async def open(self) -> None:
+        pass
+
+    async def write(self, records: list[UsageRecord]) -> None:
+        self.rows.extend(records)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        pass
+
+
+def record(i: int) -> UsageRecord:
+    return UsageRecord(request_id=f"r{i}", event_time=1e9 + i, api_type="t", status_code=200)
+
+
+def line(i: int) -> bytes:
+    return msgspec.json.encode(record(i)) + b"\n"
+
+
+async def test_a_damaged_spill_line_is_set_aside_and_the_rest_replayed(tmp_path: Path) -> None:
+    (tmp_path / "usage-spill-1.jsonl").write_bytes(line(0) + b'{"request_id": "r1", "event_ti\n' + line(2) + b"\x00\x00\n")
+    rejected = metrics.USAGE_REJECTED._value.get()  # noqa: SLF001 - a counter read
+    sink = MemorySink()
+    writer = BatchWriter(sink, tmp_path, batch_size=10, flush_interval=0.001)
+    await writer.start()
+    writer.submit(record(3))
+    await writer.flushed()
+    await writer.close()
+    assert sorted(r.request_id for r in sink.rows) == ["r0", "r2", "r3"]
+    assert metrics.USAGE_REJECTED._value.get() - rejected == 2  # noqa: SLF001
+    (aside,) = tmp_path.glob("usage-rejected-*.jsonl")
+    assert aside.read_bytes() == b'{"request_id": "r1", "event_ti\n\x00\x00\n'
+    assert not list(tmp_path.glob("usage-spill-*"))
+
+
+async def test_a_replay_a_dead_process_left_unfinished_is_replayed(tmp_path: Path) -> None:
+    (tmp_path / "usage-spill-4242.replaying").write_bytes(line(0) + line(1))
+    sink = MemorySink()
+    writer = BatchWriter(sink, tmp_path, batch_size=10, flush_interval=0.001)
+    await writer.start()
+    writer.submit(record(2))
+    await writer.flushed()
+    await writer.close()
+    assert sorted(r.request_id for r in sink.rows) == ["r0", "r1", "r2"]
+    assert not list(tmp_path.glob("usage-spill-*"))
+
+
+async def test_close_keeps_queued_records_when_the_writer_task_died(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    sink = MemorySink()
+    writer = BatchWriter(sink, tmp_path, batch_size=10, flush_interval=0.001, queue_size=3)
+
+    def broken() -> tuple[list[UsageRecord], bool]:
+        raise RuntimeError("a bug in the writer")
+
+    monkeypatch.setattr(writer, "_take_batch", broken)
+    await writer.start()
+    writer.submit(record(0))  # the task takes it, then dies
+    with pytest.raises(RuntimeError):
+        await writer._task  # type: ignore[misc]  # noqa: SLF001 - wait for the death the test caused
+    for i in range(1, 5):  # three fit in the queue, the fourth spills at once
+        writer.submit(record(i))
+    await writer.close()  # must return, not wait for room in a queue nobody drains
+    spilled = (tmp_path / f"usage-spill-{os.getpid()}.jsonl").read_bytes().splitlines()
+    assert sorted(msgspec.json.decode(s, type=UsageRecord).request_id for s in spilled) == ["r1", "r2", "r3", "r4"]
