@@ -1,6 +1,12 @@
 """The Responses API's conversation state: the items of the responses the gateway produced,
 kept for ``previous_response_id`` with a retention time and a size cap.
 
+Each response keeps only its own turn (the request's new input items and its output
+items) and the id of the response it continued, so a long conversation costs memory in
+proportion to its length, not its square; ``get`` walks the links back. Storing a turn
+refreshes the turns it continues, so a conversation in use is not evicted from under it;
+if one of them is gone anyway, the chain counts as unknown rather than silently shortened.
+
 Held in each worker's memory: a follow-up that lands on another worker (``--workers N``)
 does not find it. Requests with ``store: false`` keep nothing.
 """
@@ -14,26 +20,53 @@ from collections.abc import Callable
 import msgspec
 
 
+class _Turn:
+    __slots__ = ("expires", "previous", "items")
+
+    def __init__(self, expires: float, previous: str | None, items: list[msgspec.Raw]) -> None:
+        self.expires = expires
+        self.previous = previous
+        self.items = items
+
+
 class ResponseStore:
     def __init__(self, retention_s: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._retention = retention_s
         self._max = max_entries
         self._clock = clock
-        self._items: OrderedDict[str, tuple[float, list[msgspec.Raw]]] = OrderedDict()
+        self._turns: OrderedDict[str, _Turn] = OrderedDict()
 
-    def put(self, response_id: str, items: list[msgspec.Raw]) -> None:
-        """Keep a response's whole conversation: its input items, then its output items."""
-        self._items[response_id] = (self._clock() + self._retention, items)
-        self._items.move_to_end(response_id)
-        while len(self._items) > self._max:
-            self._items.popitem(last=False)
+    def put(self, response_id: str, items: list[msgspec.Raw], previous: str | None = None) -> None:
+        """Keep a response's own turn (its new input items, then its output items), continuing ``previous``."""
+        expires = self._clock() + self._retention
+        self._turns[response_id] = _Turn(expires, previous, items)
+        self._turns.move_to_end(response_id)
+        seen = {response_id}
+        while previous is not None and previous not in seen:  # keep the turns it continues alive with it
+            seen.add(previous)
+            turn = self._turns.get(previous)
+            if turn is None:
+                break
+            turn.expires = expires
+            self._turns.move_to_end(previous)
+            previous = turn.previous
+        while len(self._turns) > self._max:
+            self._turns.popitem(last=False)
 
     def get(self, response_id: str) -> list[msgspec.Raw] | None:
-        entry = self._items.get(response_id)
-        if entry is None:
-            return None
-        expires, items = entry
-        if self._clock() >= expires:
-            del self._items[response_id]
-            return None
-        return items
+        """The whole conversation up to and including ``response_id``, oldest first; None if unknown."""
+        now = self._clock()
+        chain: list[list[msgspec.Raw]] = []
+        seen: set[str] = set()
+        current: str | None = response_id
+        while current is not None:
+            turn = self._turns.get(current)
+            if turn is None or current in seen:
+                return None
+            if now >= turn.expires:
+                del self._turns[current]
+                return None
+            seen.add(current)
+            chain.append(turn.items)
+            current = turn.previous
+        return [item for items in reversed(chain) for item in items]

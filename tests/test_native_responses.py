@@ -94,3 +94,27 @@ async def test_unknown_endpoint_and_bad_input_are_openai_errors(make_gateway, st
         await client(gw).responses.create(model="nope", input="x")
     with pytest.raises(openai.BadRequestError):
         await client(gw).responses.create(model="ep-ok", input=[{"type": "message", "role": "user", "content": 5}])
+
+
+async def test_null_settings_are_answered_and_bad_ones_refused_before_the_provider(make_gateway, start_upstream):
+    gw, up = await gateway_for(make_gateway, start_upstream, "anthropic")
+    reply = await client(gw).responses.create(model="ep-ok", input="hello", extra_body={
+        "store": None, "parallel_tool_calls": None, "truncation": None, "tool_choice": None})
+    assert reply.output_text.strip() == EXPECTED["anthropic"]
+    assert (reply.parallel_tool_calls, reply.truncation, reply.tool_choice) == (True, "disabled", "auto")
+    calls = len(up.recorder.requests)
+    with pytest.raises(openai.BadRequestError) as info:
+        await client(gw).responses.create(model="ep-ok", input="hello", extra_body={"parallel_tool_calls": "yes"})
+    assert "parallel_tool_calls" in info.value.message
+    assert len(up.recorder.requests) == calls  # refused before any provider was asked
+
+
+async def test_a_long_conversation_chains_through_the_store(make_gateway, start_upstream):
+    gw, up = await gateway_for(make_gateway, start_upstream, "anthropic")
+    previous = None
+    for turn in range(4):
+        reply = await client(gw).responses.create(model="ep-ok", input=f"turn {turn}", previous_response_id=previous)
+        previous = reply.id
+    sent = up.recorder.last["body"]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant"] * 3 + ["user"]
+    assert sent[0]["content"][0]["text"] == "turn 0" and sent[-1]["content"][0]["text"] == "turn 3"

@@ -38,7 +38,6 @@ from gateway.wire import openai_responses as w
 
 _decode_request = msgspec.json.Decoder(w.ResponsesRequest)
 _decode_view = msgspec.json.Decoder(w.ResponsesRequestView)
-_decode_echo = msgspec.json.Decoder(w.ResponseEcho)
 _decode_type = msgspec.json.Decoder(w.TypeView)
 _decode_message = msgspec.json.Decoder(w.InputMessage)
 _decode_call = msgspec.json.Decoder(w.FunctionCall)
@@ -62,13 +61,23 @@ def _decode_body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
 
 
 def decode_view(body: bytes) -> w.ResponsesRequestView:
-    """Read only ``model``, ``stream``, ``store`` and ``previous_response_id``."""
+    """Read ``model``, ``stream``, ``store``, ``previous_response_id`` and the settings a Response repeats back."""
     return _decode_body(_decode_view, body)
 
 
-def decode_echo(body: bytes) -> w.ResponseEcho:
-    """The request settings a Response repeats back (tools, tool_choice, text, ...), as sent."""
-    return _decode_body(_decode_echo, body)
+_NULL_RAW = b"null"
+
+
+def echo_of(view: w.ResponsesRequestView) -> w.ResponseEcho:
+    """The settings a Response repeats back, with OpenAI's defaults where the request sent ``null``."""
+    fields = {name: getattr(view, name) for name in w.ResponseEcho.__struct_fields__}
+    for name in ("tools", "parallel_tool_calls", "store", "truncation"):
+        if fields[name] is None:
+            fields[name] = getattr(_DEFAULT_ECHO, name)
+    for name in ("tool_choice", "text", "metadata"):
+        if bytes(fields[name]) == _NULL_RAW:
+            fields[name] = getattr(_DEFAULT_ECHO, name)
+    return w.ResponseEcho(**fields)
 
 
 def _decode_at(decoder: msgspec.json.Decoder[Any], raw: msgspec.Raw, where: str) -> Any:
@@ -237,17 +246,19 @@ def input_items(body: bytes) -> list[msgspec.Raw]:
     return _input_of(_decode_body(_decode_fields, body))
 
 
-def expand_input(previous_items: Sequence[msgspec.Raw], body: bytes) -> bytes:
-    """The request body with ``previous_items`` put in front of its ``input``.
+def expand_input(previous_items: Sequence[msgspec.Raw], body: bytes) -> tuple[bytes, list[msgspec.Raw]]:
+    """The request body with ``previous_items`` put in front of its ``input``, and the
+    request's own input items.
 
     ``previous_items`` is the stored conversation of the response named by
     ``previous_response_id`` (its input and output items, oldest first). The result has no
     ``previous_response_id``; every other field is kept byte for byte.
     """
     fields: dict[str, msgspec.Raw] = _decode_body(_decode_fields, body)
-    fields["input"] = msgspec.Raw(_encode.encode([*previous_items, *_input_of(fields)]))
+    own = _input_of(fields)
+    fields["input"] = msgspec.Raw(_encode.encode([*previous_items, *own]))
     fields.pop("previous_response_id", None)
-    return _encode.encode(fields)
+    return _encode.encode(fields), own
 
 
 # ---- IR result -> Response ---------------------------------------------------------------
@@ -314,7 +325,7 @@ def _status(finish: FinishReason | None) -> str:
 def encode_result(result: ChatResult, model: str, response_id: str, echo: w.ResponseEcho | None = None) -> bytes:
     """A ChatResult as a Response object; ``model`` is the endpoint name the caller used.
 
-    ``echo`` (from ``decode_echo``) fills the request settings a Response repeats back.
+    ``echo`` (from ``echo_of``) fills the request settings a Response repeats back.
     """
     output = _result_items(result, response_id)
     body = _response(response_id, model, result.created or int(time.time()), _status(result.finish_reason),

@@ -49,7 +49,7 @@ class Call:
     """
 
     __slots__ = ("ctx", "endpoint", "body", "stream", "include_usage", "session", "headers", "query", "reply_id",
-                 "_decode", "_ir")
+                 "turn", "_decode", "_ir")
 
     def __init__(self, ctx: RequestContext, endpoint: EndpointConfig, body: bytes, *, stream: bool,
                  include_usage: bool, decode, session: str | None = None,  # type: ignore[no-untyped-def]
@@ -57,6 +57,8 @@ class Call:
         self.ctx = ctx
         #: The id the gateway gives a reply it encodes itself (a Responses ``resp_...``).
         self.reply_id = reply_id
+        #: What a client API decided about this request before routing, for its reply encoder.
+        self.turn: Any = None
         #: The caller's request headers and query, for passthroughs that forward some of them.
         self.headers = headers
         self.query = query

@@ -24,17 +24,34 @@ from gateway.pipeline.dispatch import chat_attempt
 from gateway.responses_store import ResponseStore
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.state import CONTEXT, RESPONSES
+from gateway.wire import openai_responses as w
 
 
-def _keeps(call: Call) -> bool:
-    return codec.decode_view(call.body).store is not False  # the API's default is to store
+class _Turn:
+    """What the Responses API decided about a request before routing."""
+
+    __slots__ = ("echo", "keep", "previous", "own_input")
+
+    def __init__(self, echo: w.ResponseEcho, keep: bool, previous: str | None,
+                 own_input: list[msgspec.Raw] | None) -> None:
+        self.echo = echo
+        self.keep = keep
+        self.previous = previous  # the stored response this one continues
+        self.own_input = own_input  # this request's own input items, when its body was expanded
+
+
+def _keep(store: ResponseStore, call: Call, output: list[msgspec.Raw]) -> None:
+    turn: _Turn = call.turn
+    if turn.keep:
+        own = turn.own_input if turn.own_input is not None else codec.input_items(call.body)
+        store.put(call.reply_id, [*own, *output], previous=turn.previous)
 
 
 class _StoringEncoder(codec.ResponsesStreamEncoder):
     """The stream encoder that keeps the conversation once the stream has ended."""
 
     def __init__(self, call: Call, store: ResponseStore) -> None:
-        super().__init__(call.reply_id, call.endpoint.name, codec.decode_echo(call.body))
+        super().__init__(call.reply_id, call.endpoint.name, call.turn.echo)
         self._call = call
         self._store = store
 
@@ -42,11 +59,6 @@ class _StoringEncoder(codec.ResponsesStreamEncoder):
         out = super().finish()
         _keep(self._store, self._call, self.result_items)
         return out
-
-
-def _keep(store: ResponseStore, call: Call, output: list[msgspec.Raw]) -> None:
-    if codec.decode_view(call.body).store is not False:  # the API's default is to store
-        store.put(call.reply_id, [*codec.input_items(call.body), *output])
 
 
 class ResponsesAPI(ChatAPI):
@@ -65,7 +77,7 @@ class ResponsesAPI(ChatAPI):
 
     def _encode_result(self, call: Call, result: ChatResult) -> bytes:
         _keep(self.store, call, codec.output_items(result, call.reply_id))
-        return codec.encode_result(result, call.endpoint.name, call.reply_id, codec.decode_echo(call.body))
+        return codec.encode_result(result, call.endpoint.name, call.reply_id, call.turn.echo)
 
 
 @functools.lru_cache(maxsize=8)
@@ -77,13 +89,16 @@ def _api_for(store: ResponseStore) -> ResponsesAPI:
 async def create_response(request: web.Request) -> web.StreamResponse:
     ctx = request[CONTEXT]
     body = await read_body(request)
-    view = codec.decode_view(body)
+    view = codec.decode_view(body)  # every field the reply repeats, checked before a provider is paid
     endpoint = find_endpoint(request, ctx, view.model, "chat")
     api = _api_for(request.app[RESPONSES])
+    previous = own_input = None
     if view.previous_response_id:
         items = api.store.get(view.previous_response_id)
         if items is not None:
-            body = codec.expand_input(items, body)
+            previous = view.previous_response_id
+            body, own_input = codec.expand_input(items, body)
     call = Call(ctx, endpoint, body, stream=bool(view.stream), include_usage=True, decode=codec.decode_request,
                 session=session_of(request, endpoint), reply_id=f"resp_{uuid.uuid4().hex}")
+    call.turn = _Turn(codec.echo_of(view), view.store is not False, previous, own_input)  # storing is the default
     return await serve_chat(request, api, call)

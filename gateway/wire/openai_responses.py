@@ -117,28 +117,20 @@ class ResponsesRequest(_Wire):
     truncation: str | None = None
 
 
-class ResponsesRequestView(msgspec.Struct):
-    """What routing, passthrough and the state store read of a request."""
-
-    model: str
-    stream: bool | None = None
-    store: bool | None = None
-    previous_response_id: str | None = None
-
-
 _NULL = msgspec.Raw(b"null")
 
 
 class ResponseEcho(msgspec.Struct):
     """Request settings a Response object repeats back, decoded straight from the request.
 
-    Defaults are what OpenAI reports when the caller did not set a field.
+    Defaults are what OpenAI reports when the caller did not set a field; ``null`` is
+    accepted wherever OpenAI accepts it (the codec's ``echo_of`` puts the default back).
     """
 
     instructions: msgspec.Raw = _NULL
-    tools: list[msgspec.Raw] = []
+    tools: list[msgspec.Raw] | None = []
     tool_choice: msgspec.Raw = msgspec.Raw(b'"auto"')
-    parallel_tool_calls: bool = True
+    parallel_tool_calls: bool | None = True
     temperature: float | None = None
     top_p: float | None = None
     max_output_tokens: int | None = None
@@ -146,10 +138,18 @@ class ResponseEcho(msgspec.Struct):
     reasoning: msgspec.Raw = _NULL
     text: msgspec.Raw = msgspec.Raw(b'{"format":{"type":"text"}}')
     metadata: msgspec.Raw = msgspec.Raw(b"{}")
-    store: bool = True
-    truncation: str = "disabled"
+    store: bool | None = True
+    truncation: str | None = "disabled"
     user: str | None = None
     prompt_cache_key: str | None = None
+
+
+class ResponsesRequestView(ResponseEcho, kw_only=True):
+    """What routing, passthrough, the state store and the reply read of a request: one
+    decode, done before routing so a bad field is refused before a provider is paid."""
+
+    model: str
+    stream: bool | None = None
 
 
 # ---- response ----------------------------------------------------------------------------

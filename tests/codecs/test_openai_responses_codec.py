@@ -246,13 +246,23 @@ def test_length_finish_is_an_incomplete_response():
 
 
 def test_response_echoes_the_request_settings():
-    echo = codec.decode_echo(CODEX_REQUEST)
+    echo = codec.echo_of(codec.decode_view(CODEX_REQUEST))
     resp = Response.model_validate_json(codec.encode_result(RESULT, "my-endpoint", "resp_abc", echo))
     assert resp.instructions == "You are Codex."
     assert [t.type for t in resp.tools] == ["function", "namespace", "web_search", "custom", "local_shell"]
     assert resp.parallel_tool_calls is False and resp.tool_choice == "auto"
     assert resp.reasoning.effort == "medium" and resp.prompt_cache_key == "session-42"
     assert json.loads(codec.encode_result(RESULT, "my-endpoint", "resp_abc", echo))["store"] is False
+
+
+def test_null_settings_are_accepted_and_echoed_as_openais_defaults():
+    view = codec.decode_view(body(input="hi", parallel_tool_calls=None, store=None, truncation=None, tools=None,
+                                  tool_choice=None, text=None, metadata=None))
+    echoed = json.loads(codec.encode_result(RESULT, "ep", "resp_abc", codec.echo_of(view)))
+    Response.model_validate(echoed)
+    assert (echoed["parallel_tool_calls"], echoed["store"], echoed["truncation"], echoed["tools"]) == (
+        True, True, "disabled", [])
+    assert (echoed["tool_choice"], echoed["text"], echoed["metadata"]) == ("auto", {"format": {"type": "text"}}, {})
 
 
 def test_output_items_are_the_items_of_the_encoded_response():
@@ -370,8 +380,9 @@ def test_errors_inside_a_stream_are_sdk_error_events():
 def test_expand_input_prepends_the_stored_conversation():
     previous = codec.input_items(body(input="What is 2+2?")) + codec.output_items(
         ChatResult("x", "m", [TextPart("4")], "stop"), "resp_prev")
-    expanded = codec.expand_input(previous, body(input="And times 3?", previous_response_id="resp_prev",
-                                                 instructions="Be exact", store=True, stream=True))
+    expanded, own = codec.expand_input(previous, body(input="And times 3?", previous_response_id="resp_prev",
+                                                      instructions="Be exact", store=True, stream=True))
+    assert [msgspec.json.decode(item) for item in own] == [{"type": "message", "role": "user", "content": "And times 3?"}]
     fields = json.loads(expanded)
     assert "previous_response_id" not in fields
     assert (fields["instructions"], fields["store"], fields["stream"]) == ("Be exact", True, True)
@@ -385,7 +396,7 @@ def test_expand_input_prepends_the_stored_conversation():
 def test_expand_input_keeps_item_list_input_and_unknown_items():
     current = [{"type": "function_call_output", "call_id": "c1", "output": "42"}, {"type": "future_item", "x": 1}]
     previous = [msgspec.Raw(b'{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"}')]
-    fields = json.loads(codec.expand_input(previous, body(input=current, previous_response_id="resp_p")))
+    fields = json.loads(codec.expand_input(previous, body(input=current, previous_response_id="resp_p"))[0])
     assert fields["input"] == [msgspec.json.decode(previous[0]), *current]
     assert codec.input_items(body()) == []
     with pytest.raises(InvalidJSON):
