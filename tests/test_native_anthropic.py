@@ -131,6 +131,8 @@ async def test_count_tokens_models_and_probe(make_gateway, start_upstream):
     c = client(gw)
     counted = await c.messages.count_tokens(model="ep-ok", messages=[{"role": "user", "content": "twelve chars"}])
     assert counted.input_tokens == (len("twelve chars") + 1) // 4
+    (row,) = await gw.usage_rows(1)  # a count consumes no tokens
+    assert (row["api_type"], row["input_tokens"], row["total_tokens"]) == ("anthropic/v1/messages/count_tokens", 0, 0)
     ids = [m.id async for m in c.models.list()]
     assert ids == ["ep-ok", "ep-tool", "ep-parallel"]
     async with aiohttp.ClientSession() as s:

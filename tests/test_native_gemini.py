@@ -112,6 +112,8 @@ async def test_count_tokens_and_model_list(make_gateway, start_upstream):
     c = client(gw)
     counted = await c.aio.models.count_tokens(model="ep-ok", contents="twelve chars")
     assert counted.total_tokens == (len("twelve chars") + 1) // 4
+    (row,) = await gw.usage_rows(1)  # a count consumes no tokens
+    assert (row["input_tokens"], row["total_tokens"], row["status_code"]) == (0, 0, 200)
     names = [m.name async for m in await c.aio.models.list()]
     assert "models/ep-ok" in names and "models/ep-embed" in names
 

@@ -100,4 +100,4 @@ async def test_token_counting_asks_the_provider_when_it_can(make_gateway, start_
     assert counted == (42 if provider == "anthropic" else estimate)
     assert g_counted == (42 if provider == "gemini" else estimate)
     rows = await gw.usage_rows(2)
-    assert [r["tokens_estimated"] for r in rows] == [int(provider != "anthropic"), int(provider != "gemini")]
+    assert [(r["status_code"], r["input_tokens"], r["total_tokens"]) for r in rows] == [(200, 0, 0)] * 2  # consumed none

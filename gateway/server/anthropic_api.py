@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 from aiohttp import web
 
-import logging
-
-import msgspec
-
 from gateway.codecs import anthropic_messages as codec
-from gateway.errors import GatewayError
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.base import Target
 from gateway.providers.http import read_body as read_upstream
@@ -30,10 +26,8 @@ from gateway.pipeline.dispatch import chat_attempt
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import json_reply
 from gateway.server.permissions import visible
-from gateway.state import CONTEXT, ENDPOINTS, PROVIDERS, ROUTER
-
-
-log = logging.getLogger("gateway.server")
+from gateway.server.token_counting import answer_count
+from gateway.state import CONTEXT, ENDPOINTS
 
 
 class _Counted(msgspec.Struct):
@@ -75,23 +69,16 @@ async def count_tokens(request: web.Request) -> web.Response:
     view = codec.decode_view(body)
     endpoint = find_endpoint(request, ctx, view.model, "chat")
     request_ir = codec.decode_count_tokens_request(body)  # validates, whoever counts
-    entity = request.app[ROUTER].plan(endpoint, None)[0]
-    provider = request.app[PROVIDERS][entity.provider]
-    if isinstance(provider, AnthropicProvider):
-        target = Target(entity.model, entity.timeouts or provider.config.timeouts)
-        try:
-            resp = await provider.passthrough(rewrite_request(body, entity.model), target, request.headers,
-                                              request.query, count_tokens=True)
-            data = await read_upstream(resp, provider.name)
-            ctx.record.input_tokens = ctx.record.total_tokens = _counted.decode(data).input_tokens
-            return json_reply(ctx, data)
-        except (GatewayError, msgspec.DecodeError, msgspec.ValidationError) as err:
-            log.warning("request %s: provider token count failed (%s); estimating", ctx.request_id,
-                        getattr(err, "code", type(err).__name__))
-    total = codec.count_tokens_estimate(request_ir)
-    ctx.record.input_tokens = ctx.record.total_tokens = total
-    ctx.record.tokens_estimated = True
-    return json_reply(ctx, codec.encode_count_tokens(total))
+
+    async def ask(provider: AnthropicProvider, target: Target) -> bytes:  # type: ignore[override]
+        resp = await provider.passthrough(rewrite_request(body, target.model), target, request.headers,
+                                          request.query, count_tokens=True)
+        data = await read_upstream(resp, provider.name)
+        _counted.decode(data)
+        return data
+
+    return await answer_count(request, ctx, endpoint, AnthropicProvider, ask,  # type: ignore[arg-type]
+                              lambda: codec.encode_count_tokens(codec.count_tokens_estimate(request_ir)))
 
 
 async def list_models(request: web.Request) -> web.Response:

@@ -8,14 +8,10 @@ countTokens asks a Gemini provider, else answers with the documented estimate.
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
-import logging
-
-import msgspec
-
 from gateway.codecs import gemini
-from gateway.errors import GatewayError
 from gateway.providers.base import Target
 from gateway.providers.gemini import GeminiProvider
 from gateway.providers.http import read_body as read_upstream
@@ -27,11 +23,9 @@ from gateway.pipeline.replies import EmbeddingReply
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import JSON, SSE, json_reply, record_usage
 from gateway.server.permissions import visible
-from gateway.state import CONTEXT, ENDPOINTS, LIMITER, PROVIDERS, ROUTER
+from gateway.server.token_counting import answer_count
+from gateway.state import CONTEXT, ENDPOINTS, LIMITER, ROUTER
 from gateway.wire.openai_embeddings import EmbeddingsInput
-
-
-log = logging.getLogger("gateway.server")
 
 
 class _Counted(msgspec.Struct):
@@ -85,21 +79,14 @@ async def _count_tokens(request: web.Request, ctx, name: str, body: bytes) -> we
     """Exact from a Gemini provider; else the documented estimate (also when it fails)."""
     endpoint = find_endpoint(request, ctx, name, "chat")
     request_ir = gemini.decode_count_tokens_request(body, endpoint.name)
-    entity = request.app[ROUTER].plan(endpoint, None)[0]
-    provider = request.app[PROVIDERS][entity.provider]
-    if isinstance(provider, GeminiProvider):
-        target = Target(entity.model, entity.timeouts or provider.config.timeouts)
-        try:
-            data = await read_upstream(await provider.passthrough("countTokens", body, target), provider.name)
-            ctx.record.input_tokens = ctx.record.total_tokens = _counted.decode(data).totalTokens
-            return json_reply(ctx, data)
-        except (GatewayError, msgspec.DecodeError, msgspec.ValidationError) as err:
-            log.warning("request %s: provider token count failed (%s); estimating", ctx.request_id,
-                        getattr(err, "code", type(err).__name__))
-    total = gemini.count_tokens_estimate(request_ir)
-    ctx.record.input_tokens = ctx.record.total_tokens = total
-    ctx.record.tokens_estimated = True
-    return json_reply(ctx, gemini.encode_count_tokens(total))
+
+    async def ask(provider: GeminiProvider, target: Target) -> bytes:
+        data = await read_upstream(await provider.passthrough("countTokens", body, target), provider.name)
+        _counted.decode(data)
+        return data
+
+    return await answer_count(request, ctx, endpoint, GeminiProvider, ask,  # type: ignore[arg-type]
+                              lambda: gemini.encode_count_tokens(gemini.count_tokens_estimate(request_ir)))
 
 
 async def _embed(request: web.Request, ctx, name: str, body: bytes, *, batch: bool) -> web.Response:  # type: ignore[no-untyped-def]
