@@ -1,7 +1,9 @@
 """Endpoints managed at run time: the admin API writes them to the store, and every worker
 reloads them every few seconds into its ``EndpointRegistry``. The configuration file seeds
 the table: at start, the endpoints it names are written as the file says (so editing the
-file and restarting takes effect); endpoints created through the admin API persist.
+file and restarting takes effect), and endpoints an earlier start seeded from the file but
+the file no longer names are removed; endpoints created through the admin API persist.
+Each row records its ``source``: ``config`` or ``api`` (changed through the admin API).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from gateway.store import Store
 log = logging.getLogger("gateway.endpoints")
 
 _SCHEMA = {
-    "sqlite": "CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at REAL NOT NULL)",
+    "sqlite": "CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY, config TEXT NOT NULL, "
+              "updated_at REAL NOT NULL, source TEXT NOT NULL DEFAULT 'api')",
     "postgres": "CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY, config TEXT NOT NULL, "
-                "updated_at DOUBLE PRECISION NOT NULL)",
+                "updated_at DOUBLE PRECISION NOT NULL, source TEXT NOT NULL DEFAULT 'api')",
 }
 _encode = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder(EndpointConfig)
@@ -58,9 +61,17 @@ class EndpointsTable:
         self._skipped: set[str] = set()  # warned about once, not at every reload
 
     async def seed(self) -> None:
-        """Write the configuration's endpoints, as the file says."""
+        """Write the configuration's endpoints as the file says, and drop those an earlier
+        file seeded that this one no longer names."""
+        # Rows from before the source column: kept, as anything the file did not seed is.
+        await self._store.add_column("endpoints", "source", "TEXT NOT NULL DEFAULT 'api'")
         for ep in self._config.endpoints:
-            await self.put(ep)
+            await self.put(ep, source="config")
+        names = [ep.name for ep in self._config.endpoints]
+        for (name,) in await self._store.run("SELECT name FROM endpoints WHERE source = 'config'"):
+            if name not in names:
+                await self.delete(name)
+                log.info("endpoint %r was seeded from an earlier configuration file and is removed", name)
 
     async def load(self) -> dict[str, EndpointConfig]:
         """Every stored endpoint that is still valid against this configuration's providers."""
@@ -79,11 +90,13 @@ class EndpointsTable:
         ordered = {ep.name: out[ep.name] for ep in self._config.endpoints if ep.name in out}
         return {**ordered, **out}
 
-    async def put(self, endpoint: EndpointConfig) -> None:
+    async def put(self, endpoint: EndpointConfig, source: str = "api") -> None:
+        """Write ``endpoint``; ``source`` is ``config`` when seeded from the file, else ``api``."""
         await self._store.run(
-            "INSERT INTO endpoints (name, config, updated_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at",
-            (endpoint.name, _encode.encode(endpoint).decode(), time.time()),
+            "INSERT INTO endpoints (name, config, updated_at, source) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at, "
+            "source = excluded.source",
+            (endpoint.name, _encode.encode(endpoint).decode(), time.time(), source),
         )
 
     async def delete(self, name: str) -> bool:

@@ -44,3 +44,17 @@ class Store:
             return [tuple(r) for r in await conn.fetch(sql, *args)]
         finally:
             await conn.close()
+
+    async def add_column(self, table: str, column: str, definition: str) -> None:
+        """Add ``column`` to a table made by an earlier version, if it lacks it (both dialects)."""
+        try:
+            await self.run(f"SELECT {column} FROM {table} LIMIT 1")
+            return
+        except Exception:  # noqa: BLE001 - sqlite3 and asyncpg name a missing column differently
+            pass
+        try:
+            await self.run(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        except Exception:  # noqa: BLE001 - another worker added it first; the check below decides
+            pass
+        await self.run(f"SELECT {column} FROM {table} LIMIT 1")
+

@@ -54,8 +54,7 @@ CREATE TABLE IF NOT EXISTS tokens (
     sha256 TEXT NOT NULL UNIQUE, created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION,
     revoked_at DOUBLE PRECISION, description TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL DEFAULT 'user'
 )"""
-# Tables made before principals had a kind: their tokens are users' (both dialects accept this).
-_ADD_KIND = "ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'user'"
+
 _groups = msgspec.json.Encoder()
 _groups_decode = msgspec.json.Decoder(tuple[str, ...])
 
@@ -79,14 +78,8 @@ class TokensTable:
         return await self._store.run(sql, args)
 
     async def _migrate(self) -> None:
-        try:
-            await self._store.run("SELECT kind FROM tokens LIMIT 1")
-        except Exception:  # noqa: BLE001 - sqlite3 and asyncpg name a missing column differently
-            try:
-                await self._store.run(_ADD_KIND)
-            except Exception:  # noqa: BLE001 - another worker added it first; the check below decides
-                pass
-            await self._store.run("SELECT kind FROM tokens LIMIT 1")
+        # Tables made before principals had a kind: their tokens are users'.
+        await self._store.add_column("tokens", "kind", "TEXT NOT NULL DEFAULT 'user'")
         self._migrated = True
 
     # -- operations

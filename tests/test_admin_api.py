@@ -209,3 +209,26 @@ async def test_ai_gateway_features_not_built_yet_are_refused_not_ignored(workers
     status, _ = await call(first, "PUT", "/api/2.0/serving-endpoints/seeded/ai-gateway",
                            json={"usage_tracking_config": {"enabled": True}})
     assert status == 200
+
+
+async def test_an_endpoint_dropped_from_the_file_is_gone_after_a_restart_but_api_ones_stay(make_gateway):
+    two = [*SEED, {"name": "retired", "served_entities": [{"provider": "mock", "model": "echo"}]}]
+    first = await make_gateway(PROVIDERS, two, tokens=TOKENS)
+    await call(first, "POST", "/api/2.0/serving-endpoints", json={"name": "made-by-api", **body(("mock", "echo", None))})
+    assert (await chat(first, "retired"))[0] == 200
+    restarted = await make_gateway(PROVIDERS, SEED, tokens=TOKENS)  # the same store, a file without "retired"
+    assert (await chat(restarted, "retired"))[0] == 404
+    assert (await chat(restarted, "made-by-api"))[0] == 200 and (await chat(restarted, "seeded"))[0] == 200
+
+
+async def test_an_endpoints_table_from_before_the_source_column_is_migrated(make_gateway, tmp_path):
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "usage.db")
+    with conn:
+        conn.execute("CREATE TABLE endpoints (name TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at REAL NOT NULL)")
+        conn.execute("INSERT INTO endpoints VALUES ('old', ?, 1.0)",
+                     ('{"name": "old", "served_entities": [{"provider": "mock", "model": "echo"}]}',))
+    conn.close()
+    gw = await make_gateway(PROVIDERS, SEED, tokens=TOKENS)
+    assert (await chat(gw, "old"))[0] == 200 and (await chat(gw, "seeded"))[0] == 200
