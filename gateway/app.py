@@ -30,7 +30,8 @@ from gateway.responses_store import ResponseStore
 from gateway.endpoints_table import EndpointRegistry, EndpointsTable
 from gateway.tokens_table import StoreRefresher, TokensTable
 from gateway.state import (
-    CONFIG, ENDPOINTS, ENDPOINTS_TABLE, HTTP, LIMITER, PROVIDERS, RESPONSES, ROUTER, STORE_REFRESHER, TOKENS, WRITER,
+    CONFIG, ENDPOINTS, ENDPOINTS_TABLE, HTTP, LIMITER, PROVIDERS, RESPONSES, ROUTER, STORE_REFRESHER, TOKENS,
+    TOKENS_TABLE, WRITER,
 )
 
 
@@ -79,16 +80,22 @@ async def _store_refresh(app: web.Application) -> AsyncIterator[None]:
     """Seed the store with the configuration's endpoints, load the run-time tokens and
     endpoints before serving, then reload them every few seconds."""
     table = EndpointsTable(app[CONFIG])
-    await table.seed()
+    tokens = TokensTable(app[CONFIG])
     app[ENDPOINTS_TABLE] = table
-    refresher = StoreRefresher(TokensTable(app[CONFIG]), app[TOKENS], table, app[ENDPOINTS])
-    app[STORE_REFRESHER] = refresher
-    await refresher.load()
-    task = asyncio.create_task(refresher.run(app[CONFIG].server.store_refresh_s), name="store-refresh")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    app[TOKENS_TABLE] = tokens
+    try:
+        await table.seed()
+        refresher = StoreRefresher(tokens, app[TOKENS], table, app[ENDPOINTS])
+        app[STORE_REFRESHER] = refresher
+        await refresher.load()
+        task = asyncio.create_task(refresher.run(app[CONFIG].server.store_refresh_s), name="store-refresh")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        await table.close()
+        await tokens.close()
 
 
 def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: random.Random | None = None) -> web.Application:

@@ -15,7 +15,9 @@ import shutil
 import signal
 import time
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -202,6 +204,17 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return 0
 
 
+T = TypeVar("T")
+
+
+async def _closing(table, work: Awaitable[T]) -> T:  # type: ignore[no-untyped-def]
+    """``work``'s result, with the table's store connection closed after it."""
+    try:
+        return await work
+    finally:
+        await table.close()
+
+
 def cmd_tokens(args: argparse.Namespace) -> int:
     from datetime import datetime
 
@@ -212,17 +225,18 @@ def cmd_tokens(args: argparse.Namespace) -> int:
         if args.action == "create":
             expires = parse_duration(args.expires_in) if args.expires_in else None
             kind = "service_principal" if args.service_principal else "user"
-            secret, row = asyncio.run(table.create(args.principal, tuple(args.group), kind=kind, admin=args.admin,
-                                                   expires_in=expires, description=args.description))
+            secret, row = asyncio.run(_closing(table, table.create(
+                args.principal, tuple(args.group), kind=kind, admin=args.admin, expires_in=expires,
+                description=args.description)))
             print(f"token {row.id} for {kind.replace('_', ' ')} {row.principal} (shown once, store it now):\n{secret}")
             return 0
         if args.action == "revoke":
-            if asyncio.run(table.revoke(args.id)):
+            if asyncio.run(_closing(table, table.revoke(args.id))):
                 print(f"revoked {args.id}; running gateways stop accepting it within seconds")
                 return 0
             print(f"error: no unrevoked token with id {args.id}", file=sys.stderr)
             return 1
-        rows = asyncio.run(table.list())
+        rows = asyncio.run(_closing(table, table.list()))
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

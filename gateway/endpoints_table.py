@@ -99,5 +99,9 @@ class EndpointsTable:
             (endpoint.name, _encode.encode(endpoint).decode(), time.time(), source),
         )
 
+    async def close(self) -> None:
+        """Release the store connection."""
+        await self._store.close()
+
     async def delete(self, name: str) -> bool:
         return bool(await self._store.run("DELETE FROM endpoints WHERE name = $1 RETURNING name", (name,)))

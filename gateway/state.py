@@ -14,7 +14,7 @@ from gateway.responses_store import ResponseStore
 from gateway.server.auth import TokenStore
 from gateway.sinks.writer import BatchWriter
 from gateway.endpoints_table import EndpointRegistry, EndpointsTable
-from gateway.tokens_table import StoreRefresher
+from gateway.tokens_table import StoreRefresher, TokensTable
 
 CONFIG = web.AppKey("config", GatewayConfig)
 ENDPOINTS = web.AppKey("endpoints", EndpointRegistry)
@@ -26,6 +26,7 @@ RESPONSES = web.AppKey("responses", ResponseStore)
 LIMITER = web.AppKey("limiter", Limiter)
 STORE_REFRESHER = web.AppKey("store_refresher", StoreRefresher)
 TOKENS = web.AppKey("tokens", TokenStore)
+TOKENS_TABLE = web.AppKey("tokens_table", TokensTable)
 WRITER = web.AppKey("usage_writer", BatchWriter)
 
 CONTEXT = web.RequestKey("context", RequestContext)

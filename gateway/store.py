@@ -17,33 +17,66 @@ from gateway.sinks.postgres import _import_asyncpg
 
 
 class Store:
+    """One connection to the store for this object's life (opened on first use, reopened
+    after a failure), and the table's schema made once on it. Statements run one at a time."""
+
     def __init__(self, config: GatewayConfig, schema: dict[str, str]) -> None:
         """``schema`` holds the CREATE TABLE statement for ``sqlite`` and for ``postgres``."""
         storage = config.storage
         self._dsn = storage.dsn if storage.kind == "postgres" else None
         self._path = Path(storage.path or Path(config.server.data_dir) / "usage.db")
         self._schema = schema
+        self._sqlite_conn: sqlite3.Connection | None = None
+        self._pg_conn = None  # asyncpg.Connection
+        self._lock = asyncio.Lock()
 
     def _sqlite(self, sql: str, args: tuple) -> list[tuple]:  # type: ignore[type-arg]
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, timeout=30)
-        try:
+        if self._sqlite_conn is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            # Used from worker threads, one statement at a time (the lock in ``run``).
+            conn = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
             conn.execute(self._schema["sqlite"])
-            with conn:
-                return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+            self._sqlite_conn = conn
+        with self._sqlite_conn:
+            return self._sqlite_conn.execute(sql, args).fetchall()
+
+    async def _postgres(self, sql: str, args: tuple) -> list[tuple]:  # type: ignore[type-arg]
+        asyncpg = _import_asyncpg()
+        if self._pg_conn is None or self._pg_conn.is_closed():
+            conn = await asyncpg.connect(self._dsn)
+            try:
+                await conn.execute(self._schema["postgres"])
+            except BaseException:
+                await conn.close()
+                raise
+            self._pg_conn = conn
+        try:
+            return [tuple(r) for r in await self._pg_conn.fetch(sql, *args)]
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+            self._drop_postgres()  # the next statement reconnects
+            raise
+
+    def _drop_postgres(self) -> None:
+        conn, self._pg_conn = self._pg_conn, None
+        if conn is not None:
+            conn.terminate()
 
     async def run(self, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
         """Run one statement; the rows it returns."""
-        if self._dsn is None:
-            return await asyncio.to_thread(self._sqlite, re.sub(r"\$\d+", "?", sql), args)
-        conn = await _import_asyncpg().connect(self._dsn)
-        try:
-            await conn.execute(self._schema["postgres"])
-            return [tuple(r) for r in await conn.fetch(sql, *args)]
-        finally:
-            await conn.close()
+        async with self._lock:
+            if self._dsn is None:
+                return await asyncio.to_thread(self._sqlite, re.sub(r"\$\d+", "?", sql), args)
+            return await self._postgres(sql, args)
+
+    async def close(self) -> None:
+        """Close the connection; a later statement opens a new one."""
+        async with self._lock:
+            if self._sqlite_conn is not None:
+                self._sqlite_conn.close()
+                self._sqlite_conn = None
+            if self._pg_conn is not None:
+                conn, self._pg_conn = self._pg_conn, None
+                await conn.close()
 
     async def add_column(self, table: str, column: str, definition: str) -> None:
         """Add ``column`` to a table made by an earlier version, if it lacks it (both dialects)."""

@@ -104,6 +104,10 @@ class TokensTable:
     async def list(self) -> list[StoredToken]:
         return [_token(r) for r in await self._run(f"SELECT {_COLUMNS} FROM tokens ORDER BY created_at")]
 
+    async def close(self) -> None:
+        """Release the store connection."""
+        await self._store.close()
+
     async def revoke(self, token_id: str) -> bool:
         """Revoke a token by id; False if there is no such unrevoked token."""
         rows = await self._run("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id",

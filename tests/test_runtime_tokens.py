@@ -60,6 +60,7 @@ async def test_created_token_works_on_every_worker_and_revocation_reaches_them(m
 async def test_expired_token_stops_at_once(make_gateway, tmp_path):
     table = TokensTable(parse_config({"server": {"data_dir": str(tmp_path)}}, env={}))
     secret, row = await table.create("dave", expires_in=3600)
+    await table.close()
     gw = await make_gateway({"mock": {"kind": "mock"}}, ENDPOINTS)
     assert await status(gw, secret) == 200
     conn = sqlite3.connect(tmp_path / "usage.db")
@@ -77,10 +78,12 @@ async def test_tokens_in_postgres(make_gateway, tmp_path, postgres_dsn):  # type
     await conn.execute("DROP TABLE IF EXISTS tokens")
     await conn.close()
     config = parse_config({"storage": {"kind": "postgres", "dsn": postgres_dsn}}, env={})
-    secret, row = await TokensTable(config).create("erin", ("ops",), admin=True)
+    table = TokensTable(config)
+    secret, row = await table.create("erin", ("ops",), admin=True)
     gw = await make_gateway({"mock": {"kind": "mock"}}, ENDPOINTS, storage={"kind": "postgres", "dsn": postgres_dsn})
     assert await status(gw, secret) == 200
-    assert await TokensTable(config).revoke(row.id)
+    assert await table.revoke(row.id)
+    await table.close()
     await gw.app[STORE_REFRESHER].load()
     assert await status(gw, secret) == 401
 
@@ -115,6 +118,7 @@ async def assert_migrated(table: TokensTable) -> None:
     """A store written before principals had a kind: its tokens are users', new ones take a kind."""
     await table.create("gina", kind="service_principal")
     assert [(t.principal, t.kind) for t in await table.list()] == [("frank", "user"), ("gina", "service_principal")]
+    await table.close()
 
 
 async def test_a_sqlite_tokens_table_from_before_principal_kinds_is_migrated(tmp_path):

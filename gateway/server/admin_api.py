@@ -36,8 +36,8 @@ from gateway.server.permissions import may_manage
 from gateway.server.chat_flow import read_body
 from gateway.server.responding import json_reply
 from gateway.server.serving_api import describe
-from gateway.state import CONFIG, CONTEXT, ENDPOINTS, ENDPOINTS_TABLE, STORE_REFRESHER
-from gateway.tokens_table import StoredToken, TokensTable
+from gateway.state import CONFIG, CONTEXT, ENDPOINTS, ENDPOINTS_TABLE, STORE_REFRESHER, TOKENS_TABLE
+from gateway.tokens_table import StoredToken
 
 
 class ExternalModel(msgspec.Struct):
@@ -280,7 +280,7 @@ async def create_token(request: web.Request) -> web.Response:
     _require_admin(request)
     body = _decode(await read_body(request), CreateTokenBody)
     assert isinstance(body, CreateTokenBody)
-    secret, row = await TokensTable(request.app[CONFIG]).create(
+    secret, row = await request.app[TOKENS_TABLE].create(
         body.principal, tuple(body.groups), kind=body.kind, admin=body.admin, expires_in=body.lifetime_seconds,
         description=body.comment)
     await request.app[STORE_REFRESHER].load()
@@ -289,13 +289,13 @@ async def create_token(request: web.Request) -> web.Response:
 
 async def list_tokens(request: web.Request) -> web.Response:
     _require_admin(request)
-    rows = await TokensTable(request.app[CONFIG]).list()
+    rows = await request.app[TOKENS_TABLE].list()
     return json_reply(request[CONTEXT], msgspec.json.encode({"token_infos": [_token_info(t) for t in rows]}))
 
 
 async def revoke_token(request: web.Request) -> web.Response:
     _require_admin(request)
-    if not await TokensTable(request.app[CONFIG]).revoke(request.match_info["token_id"]):
+    if not await request.app[TOKENS_TABLE].revoke(request.match_info["token_id"]):
         raise NotFound(f"No unrevoked token with id {request.match_info['token_id']}")
     await request.app[STORE_REFRESHER].load()
     return json_reply(request[CONTEXT], b"{}")
