@@ -106,6 +106,9 @@ async def test_ops_endpoints_and_request_ids(mock_gateway: Gateway):
             assert r.status == 200 and r.headers["x-request-id"]
         async with s.get(mock_gateway.url("/readyz")) as r:
             assert r.status == 200 and (await r.json())["status"] == "ready"
+        for path in ("/ai-gateway/healthz", "/ai-gateway/readyz", "/ai-gateway/metrics"):  # no token needed
+            async with s.get(mock_gateway.url(path)) as r:
+                assert r.status == 200, path
         async with s.get(mock_gateway.url("/v1/models"), headers={"Authorization": f"Bearer {TOKEN}",
                                                                   "x-request-id": "my-trace-1"}) as r:
             assert r.headers["x-request-id"] == "my-trace-1"

@@ -52,9 +52,9 @@ def add_routes(app: web.Application) -> None:
         for version in GEMINI_VERSIONS:
             routes.append(web.post(f"{prefix}/gemini/{version}/models/{{call}}", gemini_api.call_model))
             routes.append(web.get(f"{prefix}/gemini/{version}/models", gemini_api.list_models, allow_head=False))
-    routes += [
-        web.get("/healthz", ops.healthz, allow_head=False),
-        web.get("/readyz", ops.readyz, allow_head=False),
-        web.get("/metrics", ops.prometheus, allow_head=False),
-    ]
+        routes += [
+            web.get(prefix + "/healthz", ops.healthz, allow_head=False),
+            web.get(prefix + "/readyz", ops.readyz, allow_head=False),
+            web.get(prefix + "/metrics", ops.prometheus, allow_head=False),
+        ]
     app.add_routes(routes)
