@@ -78,16 +78,16 @@ async def _limiter(app: web.Application) -> AsyncIterator[None]:
 
 async def _store_refresh(app: web.Application) -> AsyncIterator[None]:
     """Seed the store with the configuration's endpoints, load the run-time tokens and
-    endpoints before serving, then reload them every few seconds."""
+    endpoints before serving, then reload them every few seconds. A store that is down at
+    start delays the seed to the first reload that reaches it."""
     table = EndpointsTable(app[CONFIG])
     tokens = TokensTable(app[CONFIG])
     app[ENDPOINTS_TABLE] = table
     app[TOKENS_TABLE] = tokens
     try:
-        await table.seed()
         refresher = StoreRefresher(tokens, app[TOKENS], table, app[ENDPOINTS])
         app[STORE_REFRESHER] = refresher
-        await refresher.load()
+        await refresher.start()
         task = asyncio.create_task(refresher.run(app[CONFIG].server.store_refresh_s), name="store-refresh")
         yield
         task.cancel()

@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from gateway.config import GatewayConfig
-from gateway.sinks.postgres import _import_asyncpg
+from gateway.sinks.postgres import CONNECT_TIMEOUT_S, _import_asyncpg
 
 
 class Store:
@@ -43,7 +43,7 @@ class Store:
     async def _postgres(self, sql: str, args: tuple) -> list[tuple]:  # type: ignore[type-arg]
         asyncpg = _import_asyncpg()
         if self._pg_conn is None or self._pg_conn.is_closed():
-            conn = await asyncpg.connect(self._dsn)
+            conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
             try:
                 await conn.execute(self._schema["postgres"])
             except BaseException:

@@ -124,9 +124,17 @@ class StoreRefresher:
         self._token_store = token_store
         self._endpoints = endpoints
         self._registry = registry
+        self._seeded = False
 
     async def load(self) -> None:
-        """Replace the run-time tokens with the table's active ones, and the endpoints with the stored ones."""
+        """Replace the run-time tokens with the table's active ones, and the endpoints with the stored ones.
+
+        The first successful call seeds the endpoints table from the configuration first;
+        until then (the store unreachable at start) the worker serves the file's endpoints.
+        """
+        if not self._seeded:
+            await self._endpoints.seed()
+            self._seeded = True
         now = time.time()
         rows = await self._tokens.list()
         self._token_store.replace_stored({
@@ -141,3 +149,11 @@ class StoreRefresher:
                 await self.load()
             except Exception as exc:  # noqa: BLE001 - keep the last known state through an outage
                 log.warning("could not reload tokens and endpoints (%s); keeping the last known set", type(exc).__name__)
+
+    async def start(self) -> None:
+        """The first load, before serving; a store that cannot be reached then is logged, not fatal."""
+        try:
+            await self.load()
+        except Exception as exc:  # noqa: BLE001 - serve the configuration file until the store answers
+            log.error("store unreachable at start (%s): serving the configuration's endpoints and tokens; "
+                      "run-time tokens and admin changes arrive once it answers", str(exc) or type(exc).__name__)

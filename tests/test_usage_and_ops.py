@@ -182,3 +182,25 @@ def test_sqlite_table_from_an_earlier_version_gains_new_columns(tmp_path):
     conn = connect(tmp_path / "usage.db")
     assert "attempts" in {row[1] for row in conn.execute("PRAGMA table_info(usage)")}
     conn.close()
+
+
+async def test_a_database_down_at_start_does_not_stop_the_gateway(make_gateway, tmp_path):
+    """Config endpoints and tokens serve, usage rows wait in the spill file, readiness says why."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gw = await make_gateway({"mock": {"kind": "mock"}},
+                            [{"name": "ep", "served_entities": [{"provider": "mock", "model": "echo"}]}],
+                            storage={"kind": "postgres", "dsn": f"postgresql://postgres@127.0.0.1:{port}/test"})
+    client = openai.AsyncOpenAI(base_url=gw.url("/v1"), api_key=TOKEN, max_retries=0)
+    reply = await client.chat.completions.create(model="ep", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content
+    await gw.app[WRITER].wait_submitted(1)
+    await gw.app[WRITER].flushed()
+    (spill,) = tmp_path.glob("usage-spill-*.jsonl")
+    assert json.loads(spill.read_bytes().splitlines()[0])["endpoint"] == "ep"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(gw.url("/readyz")) as r:
+            assert r.status == 503 and "unreachable" in (await r.json())["reason"]

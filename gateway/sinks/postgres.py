@@ -40,6 +40,10 @@ ALTER TABLE usage ADD COLUMN IF NOT EXISTS attempts JSONB NOT NULL DEFAULT '[]';
 """
 
 
+#: Bound on each connection attempt, so an unreachable database cannot hold up a start.
+CONNECT_TIMEOUT_S = 5.0
+
+
 def _import_asyncpg():  # type: ignore[no-untyped-def]
     try:
         import asyncpg
@@ -65,11 +69,19 @@ class PostgresUsageSink:
 
     async def open(self) -> None:
         asyncpg = _import_asyncpg()
-        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2, init=_init_connection)
-        async with self._pool.acquire() as conn:
-            await conn.execute(SCHEMA)
+        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2, init=_init_connection,
+                                         timeout=CONNECT_TIMEOUT_S)
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute(SCHEMA)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
 
     async def write(self, records: list[UsageRecord]) -> None:
+        if self._pool is None:  # unreachable when the gateway started: try again now
+            await self.open()
         assert self._pool is not None
         async with self._pool.acquire() as conn:
             await conn.copy_records_to_table("usage", records=[_row(r) for r in records], columns=COLUMNS)

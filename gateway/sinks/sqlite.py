@@ -92,6 +92,8 @@ class SQLiteUsageSink:
             self._conn.executemany(_INSERT, rows)
 
     async def write(self, records: list[UsageRecord]) -> None:
+        if self._conn is None:  # could not be opened at start: try again now
+            await self.open()
         await asyncio.to_thread(self._write, [_row(r) for r in records])
 
     async def ping(self) -> bool:

@@ -70,8 +70,14 @@ class BatchWriter:
             self._append_spill([record])
 
     async def start(self) -> None:
+        """Open the sink and start writing; a sink that cannot be opened now is retried at
+        each write, with records spilled to disk meanwhile."""
         self._spill_dir.mkdir(parents=True, exist_ok=True)
-        await self.sink.open()
+        try:
+            await self.sink.open()
+        except Exception as exc:  # noqa: BLE001 - start anyway: the spill file keeps the rows
+            log.error("usage sink unreachable at start (%s); spilling records until it answers",
+                      str(exc) or type(exc).__name__)
         self._claim_orphan_spills()
         self._task = asyncio.create_task(self._run(), name="usage-writer")
 
