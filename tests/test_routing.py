@@ -324,3 +324,27 @@ async def test_a_passed_deadline_does_not_leave_a_half_open_probe_claimed():
     with pytest.raises(Exception, match="deadline"):
         await router.route(make_call(raw, deadline=4.0), ok)
     assert isinstance(await router.route(make_call(raw), ok), ResultReply)
+
+
+async def test_the_last_entity_failing_is_no_fallback(make_gateway):
+    gw = await make_gateway(MOCK, [{"name": "lonely", "served_entities": [entity("error-500")]},
+                                   {"name": "pair", "served_entities": [entity("error-500")],
+                                    "fallbacks": [entity("error-503")]}])
+    assert (await chat(gw, model="lonely"))[0] == 500 and (await chat(gw, model="pair"))[0] == 503
+    async with aiohttp.ClientSession() as s:
+        async with s.get(gw.url("/metrics")) as r:
+            text = await r.text()
+    assert 'gateway_fallbacks_total{endpoint="lonely"' not in text
+    assert 'gateway_fallbacks_total{endpoint="pair",reason="upstream_500"} 1.0' in text
+    assert 'gateway_fallbacks_total{endpoint="pair",reason="upstream_503"}' not in text
+
+
+def test_a_caller_deadline_beyond_the_timeouts_leaves_them_as_they_are():
+    from gateway.config import Timeouts
+    from gateway.pipeline.routing import _cut
+
+    t = Timeouts()
+    assert _cut(t, None) is t and _cut(t, 599.5) is t  # an SDK's own 600 s, slightly spent
+    cut = _cut(t, 30.04)
+    assert (cut.connect, cut.first_byte, cut.total) == (10.0, 30.0, 30.0)
+    assert _cut(t, 30.01) is cut  # the same cut on the 0.1 s grid, so timeouts built from it are reused

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import logging
+import math
 import random
 import time
 import zlib
@@ -60,8 +62,23 @@ def backoff(retry: int, base_ms: int, max_ms: int, rng: random.Random) -> float:
 
 
 def _cut(t: Timeouts, remaining: float | None) -> Timeouts:
-    if remaining is None:
+    """``t`` bounded by the caller's remaining time.
+
+    SDKs send their own timeout on every request (``x-stainless-timeout: 600``), which
+    usually leaves ``t`` as it is: then ``t`` itself is returned, and otherwise the cut is
+    made on a 0.1 s grid, so both this and the HTTP client's per-Timeouts cache keep hitting.
+    """
+    if remaining is None or remaining >= max(t.connect, t.first_byte, t.total) - _SLACK_S:
         return t
+    return _cut_to(t, max(0.1, math.floor(remaining * 10) / 10))
+
+
+#: A deadline within this much of the configured timeouts leaves them as they are.
+_SLACK_S = 1.0
+
+
+@functools.lru_cache(maxsize=1024)
+def _cut_to(t: Timeouts, remaining: float) -> Timeouts:
     return Timeouts(connect=min(t.connect, remaining), first_byte=min(t.first_byte, remaining),
                     total=min(t.total, remaining))
 
@@ -97,7 +114,8 @@ class Router:
         record = call.ctx.record
         last: GatewayError | None = None
         reason = ""
-        for entity in self.plan(endpoint, call.session):
+        plan = self.plan(endpoint, call.session)
+        for position, entity in enumerate(plan, 1):
             breaker = self.breakers.get(endpoint.name, entity.key, routing.circuit_breaker)
             provider = self.providers[entity.provider]
             record.provider, record.provider_model = entity.provider, entity.model
@@ -139,8 +157,9 @@ class Router:
                 record.attempts.append(AttemptRecord(entity.key, 200, latency))
                 breaker.success()
                 return reply
-            metrics.FALLBACKS.labels(endpoint.name, reason).inc()
-            log.info("request %s: %s failed (%s); trying the next entity", call.ctx.request_id, entity.key, reason)
+            if position < len(plan):  # a fallback only if there is something to fall back to
+                metrics.FALLBACKS.labels(endpoint.name, reason).inc()
+                log.info("request %s: %s failed (%s); trying the next entity", call.ctx.request_id, entity.key, reason)
         assert last is not None
         raise last
 
