@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import logging
-import logging.handlers
-import queue
 import multiprocessing
 import os
 import secrets
@@ -22,6 +19,7 @@ from typing import TypeVar
 import msgspec
 
 from gateway.config import ConfigError, GatewayConfig, default_config, load_config
+from gateway.logs import setup_logging
 from gateway.server.auth import Principal, TokenStore
 from gateway.usage_report import UsageQuery, parse_duration, parse_since, run_usage_report
 
@@ -80,20 +78,6 @@ def _banner(config: GatewayConfig, host: str, port: int, dev_token: str | None) 
     return "\n".join(lines)
 
 
-def _setup_logging() -> None:
-    """Log records go through a queue to a thread that writes them: writing to stderr must
-    not block the event loop (the access log writes a line per request)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, handler)
-    listener.start()
-    atexit.register(listener.stop)
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(records)]
-    root.setLevel(logging.INFO)
-
-
 def run_worker(config: GatewayConfig, dev_token: str | None, reuse_port: bool) -> None:
     """Serve until SIGINT/SIGTERM; shutdown drains the usage queue."""
     from aiohttp import web
@@ -101,7 +85,7 @@ def run_worker(config: GatewayConfig, dev_token: str | None, reuse_port: bool) -
     from gateway.app import create_app
     from gateway.server.access_log import JSONAccessLogger
 
-    _setup_logging()
+    setup_logging()
     store = TokenStore(config.tokens)
     if dev_token:
         store.add(dev_token, Principal("dev"))

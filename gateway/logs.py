@@ -1,0 +1,85 @@
+"""Log output that never blocks the event loop and costs it little.
+
+Records are put on a queue as they are (no formatting, no copy on the loop: the access
+log makes one per request) and a writer thread formats them and writes whatever has
+queued up with one ``write`` per wake-up. Log arguments must not be mutated after the
+call, which holds for the gateway's own log calls (strings and numbers).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from typing import TextIO
+
+#: Records formatted and written per wake-up at most, so a flood still flushes regularly.
+_BATCH = 512
+_STOP = None
+
+
+class _Enqueue(logging.Handler):
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord | None]) -> None:
+        super().__init__()
+        self._records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._records.put(record)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Handler.handle takes a lock per record; SimpleQueue.put is already thread-safe.
+        if self.filter(record):
+            self.emit(record)
+        return True
+
+
+class _Writer(threading.Thread):
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord | None], stream: TextIO,
+                 formatter: logging.Formatter) -> None:
+        super().__init__(name="log-writer", daemon=True)
+        self._records = records
+        self._stream = stream
+        self._formatter = formatter
+
+    def run(self) -> None:
+        while True:
+            batch = [self._records.get()]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._records.get_nowait())
+                except queue.Empty:
+                    break
+            stop = _STOP in batch
+            lines = [self._line(r) for r in batch if r is not _STOP]
+            if lines:
+                self._stream.write("".join(lines))
+                self._stream.flush()
+            if stop:
+                return
+
+    def _line(self, record: logging.LogRecord) -> str:
+        try:
+            return self._formatter.format(record) + "\n"
+        except Exception:  # noqa: BLE001 - a bad log call must not stop logging
+            return f"{record.levelname} {record.name} unformattable log record: {record.msg!r}\n"
+
+
+def setup_logging(stream: TextIO = sys.stderr, level: int = logging.INFO) -> Callable[[], None]:
+    """Route every log record through the writer thread; flushed at interpreter exit, or
+    earlier by calling the function returned."""
+    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+    writer = _Writer(records, stream, logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    writer.start()
+
+    def stop() -> None:
+        records.put(_STOP)
+        writer.join(timeout=5)
+
+    atexit.register(stop)
+    root = logging.getLogger()
+    root.handlers[:] = [_Enqueue(records)]
+    root.setLevel(level)
+    return stop

@@ -1,0 +1,45 @@
+"""The log writer thread: every record written, in order, formatted off the caller's thread."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+
+from gateway.logs import setup_logging
+
+
+class Recording(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writer_threads: set[str] = set()
+
+    def write(self, text: str) -> int:
+        self.writer_threads.add(threading.current_thread().name)
+        return super().write(text)
+
+
+def test_records_reach_the_stream_in_order_from_the_writer_thread() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = Recording()
+    try:
+        stop = setup_logging(stream)
+        log = logging.getLogger("gateway.test")
+        for i in range(2000):
+            log.info("line %d", i)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("failed: %s", "here")
+        logging.getLogger("gateway.test").debug("below the level")
+        stop()
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    lines = stream.getvalue().splitlines()
+    numbered = [line.rsplit(" ", 1)[1] for line in lines if " INFO gateway.test line " in line]
+    assert numbered == [str(i) for i in range(2000)]
+    assert any("ERROR gateway.test failed: here" in line for line in lines) and "ValueError: boom" in stream.getvalue()
+    assert "below the level" not in stream.getvalue()
+    assert stream.writer_threads == {"log-writer"}
