@@ -1,7 +1,7 @@
 """``create_app(config)``: the aiohttp application with its routes, middleware and resources.
 
-Each resource (the upstream HTTP sessions, the usage writer and its sink) is opened and
-closed by one cleanup context, so shutdown drains the usage queue before exit.
+Each resource (the upstream HTTP sessions, the usage and inference writers and their sinks)
+is opened and closed by one cleanup context, so shutdown drains the queues before exit.
 """
 
 from __future__ import annotations
@@ -23,24 +23,28 @@ from gateway.providers.registry import build_providers
 from gateway.server.auth import TokenStore
 from gateway.server.middlewares import edge
 from gateway.server.routes import add_routes
+from gateway.sinks.inference_tables import PostgresInferenceSink, SQLiteInferenceSink
 from gateway.sinks.postgres import PostgresUsageSink
+from gateway.sinks.records import InferenceRecord
 from gateway.sinks.sqlite import SQLiteUsageSink
-from gateway.sinks.writer import BatchWriter, UsageSink
+from gateway.sinks.writer import BatchWriter, UsageSink, WriterCounters
 from gateway.responses_store import ResponseStore
 from gateway.endpoints_table import EndpointRegistry, EndpointsTable
 from gateway.tokens_table import StoreRefresher, TokensTable
 from gateway.state import (
-    CONFIG, ENDPOINTS, ENDPOINTS_TABLE, HTTP, LIMITER, PROVIDERS, RESPONSES, ROUTER, STORE_REFRESHER, TOKENS,
+    CONFIG, ENDPOINTS, ENDPOINTS_TABLE, HTTP, INFERENCE_WRITER, LIMITER, PROVIDERS, RESPONSES, ROUTER, STORE_REFRESHER, TOKENS,
     TOKENS_TABLE, WRITER,
 )
 
 
-def make_sink(config: GatewayConfig) -> UsageSink:
+def make_sink(config: GatewayConfig, sqlite_sink: type = SQLiteUsageSink,
+              postgres_sink: type = PostgresUsageSink) -> UsageSink:
+    """The configured store's sink for one table (the usage table unless told otherwise)."""
     storage = config.storage
     if storage.kind == "postgres":
         assert storage.dsn is not None
-        return PostgresUsageSink(storage.dsn)
-    return SQLiteUsageSink(Path(storage.path or Path(config.server.data_dir) / "usage.db"))
+        return postgres_sink(storage.dsn)
+    return sqlite_sink(Path(storage.path or Path(config.server.data_dir) / "usage.db"))
 
 
 def _http(rng: random.Random | None):  # type: ignore[no-untyped-def]
@@ -54,17 +58,33 @@ def _http(rng: random.Random | None):  # type: ignore[no-untyped-def]
     return ctx
 
 
-async def _usage_writer(app: web.Application) -> AsyncIterator[None]:
+#: Payload rows are large: fewer per batch, and a shorter queue before they spill to disk.
+INFERENCE_BATCH = 100
+INFERENCE_QUEUE = 1000
+INFERENCE_COUNTERS = WriterCounters(metrics.INFERENCE_WRITTEN, metrics.INFERENCE_SPILLED, metrics.INFERENCE_REJECTED)
+
+
+async def _writers(app: web.Application) -> AsyncIterator[None]:
+    """The usage writer, and the inference-table writer (idle unless an endpoint has one)."""
     config = app[CONFIG]
     storage = config.storage
-    writer = BatchWriter(
-        make_sink(config), Path(config.server.data_dir),
+    data_dir = Path(config.server.data_dir)
+    usage = BatchWriter(
+        make_sink(config), data_dir,
         batch_size=storage.batch_size, flush_interval=storage.flush_interval_ms / 1000, queue_size=storage.queue_size,
     )
-    await writer.start()
-    app[WRITER] = writer
+    inference = BatchWriter(
+        make_sink(config, SQLiteInferenceSink, PostgresInferenceSink), data_dir, batch_size=INFERENCE_BATCH,
+        flush_interval=storage.flush_interval_ms / 1000, queue_size=INFERENCE_QUEUE,
+        table="inference", record_type=InferenceRecord, counters=INFERENCE_COUNTERS,
+    )
+    await usage.start()
+    await inference.start()
+    app[WRITER] = usage
+    app[INFERENCE_WRITER] = inference
     yield
-    await writer.close()
+    await inference.close()
+    await usage.close()
 
 
 async def _limiter(app: web.Application) -> AsyncIterator[None]:
@@ -106,6 +126,6 @@ def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: ran
     app[ENDPOINTS] = EndpointRegistry(config.endpoint_map())
     app[TOKENS] = tokens if tokens is not None else TokenStore(config.tokens)
     app[RESPONSES] = ResponseStore(config.server.responses_retention_s, config.server.responses_max_stored)
-    app.cleanup_ctx.extend([_http(rng), _usage_writer, _limiter, _store_refresh])
+    app.cleanup_ctx.extend([_http(rng), _writers, _limiter, _store_refresh])
     add_routes(app)
     return app

@@ -109,6 +109,16 @@ class Permission(_Base, kw_only=True):
     level: Literal["CAN_QUERY", "CAN_MANAGE"] = "CAN_QUERY"
 
 
+class InferenceTableConfig(_Base, kw_only=True):
+    """Request and response payloads of an endpoint, kept in the store's ``inference`` table.
+
+    Each payload is kept up to ``max_payload_bytes`` (the row says when one was cut).
+    """
+
+    enabled: bool = False
+    max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
+
+
 MAX_SERVED_ENTITIES = 10
 MAX_FALLBACKS = 5
 
@@ -122,6 +132,7 @@ class EndpointConfig(_Base, kw_only=True):
     routing: RoutingConfig = RoutingConfig()
     rate_limits: list[LimitRule] = []
     permissions: list[Permission] = []  # empty: every authenticated caller may query
+    inference_table: InferenceTableConfig = InferenceTableConfig()
 
 
 class TokenConfig(_Base, kw_only=True):

@@ -56,6 +56,14 @@ USAGE_WRITTEN = Counter("gateway_usage_records_written_total", "Usage records wr
 USAGE_SPILLED = Counter(
     "gateway_usage_records_spilled_total", "Usage records put in the spill file because the sink or queue was full.",
 )
+INFERENCE_WRITTEN = Counter("gateway_inference_records_written_total", "Payload records written to the inference table.")
+INFERENCE_SPILLED = Counter(
+    "gateway_inference_records_spilled_total", "Payload records put in the spill file because the sink or queue was full.",
+)
+INFERENCE_REJECTED = Counter(
+    "gateway_inference_spill_lines_rejected_total",
+    "Inference spill-file lines that were not a record (kept aside in inference-rejected-*.jsonl).",
+)
 USAGE_REJECTED = Counter(
     "gateway_usage_spill_lines_rejected_total",
     "Spill-file lines that were not a usage record (kept aside in usage-rejected-*.jsonl).",

@@ -28,5 +28,6 @@ STORE_REFRESHER = web.AppKey("store_refresher", StoreRefresher)
 TOKENS = web.AppKey("tokens", TokenStore)
 TOKENS_TABLE = web.AppKey("tokens_table", TokensTable)
 WRITER = web.AppKey("usage_writer", BatchWriter)
+INFERENCE_WRITER = web.AppKey("inference_writer", BatchWriter)
 
 CONTEXT = web.RequestKey("context", RequestContext)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import parse_config
-from gateway.state import WRITER
+from gateway.state import INFERENCE_WRITER, WRITER
 from tests.upstreams import Recorder, anthropic_app, gemini_app, openai_app
 
 TOKEN = "gw-test-token-0123456789"
@@ -29,13 +29,20 @@ class Gateway:
 
     async def usage_rows(self, at_least: int = 0) -> list[dict[str, Any]]:
         """Every usage row written so far, once ``at_least`` requests finished (no sleeping)."""
-        writer = self.app[WRITER]
+        return await self.rows("usage", WRITER, at_least)
+
+    async def inference_rows(self, at_least: int = 0) -> list[dict[str, Any]]:
+        """Every inference-table row written so far, once ``at_least`` were submitted."""
+        return await self.rows("inference", INFERENCE_WRITER, at_least)
+
+    async def rows(self, table: str, writer_key, at_least: int) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+        writer = self.app[writer_key]
         await writer.wait_submitted(at_least)
         await writer.flushed()
         conn = sqlite3.connect(f"{self.data_dir}/usage.db")
         conn.row_factory = sqlite3.Row
         try:
-            return [dict(r) for r in conn.execute("SELECT * FROM usage ORDER BY rowid")]
+            return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
         finally:
             conn.close()
 

@@ -13,12 +13,14 @@ if TYPE_CHECKING:
     from gateway.config import EndpointConfig
     from gateway.limits import Reservation
     from gateway.server.auth import Principal
+    from gateway.sinks.payloads import PayloadCapture
 
 
 class RequestContext:
     """Made by the first middleware; the usage record fills in as the request goes on."""
 
-    __slots__ = ("request_id", "started", "record", "principal", "first_byte_at", "deadline", "reservation")
+    __slots__ = ("request_id", "started", "record", "principal", "first_byte_at", "deadline", "reservation",
+                 "request_body", "capture")
 
     def __init__(self, request_id: str, api_type: str, user_agent: str | None, deadline: float | None = None) -> None:
         self.request_id = request_id
@@ -30,6 +32,9 @@ class RequestContext:
         self.first_byte_at: float | None = None
         #: The rate-limit reservation, settled with the real token count after the response.
         self.reservation: Reservation | None = None
+        #: The caller's body as read, and the payload capture when the endpoint has an inference table.
+        self.request_body = b""
+        self.capture: PayloadCapture | None = None
 
     def mark_first_byte(self) -> None:
         if self.first_byte_at is None:

@@ -3,7 +3,7 @@
 ``POST /api/2.0/serving-endpoints`` creates an endpoint (admins), ``PUT`` / ``DELETE
 /api/2.0/serving-endpoints/{name}`` replace or remove one, ``PUT .../{name}/ai-gateway``
 sets its rate limits (per minute or hour; endpoint, user default, user, service principal,
-group or request tag) and turns fallbacks off or on, and ``GET`` / ``PUT
+group or request tag), turns fallbacks off or on and its inference table (payload capture) on or off, and ``GET`` / ``PUT
 /api/2.0/permissions/serving-endpoints/{name}`` read and set who may use it. Changing an
 endpoint needs CAN_MANAGE on it (or an admin token). Changes go to the store and to this
 worker at once; the other workers pick them up at their next reload (``server.store_refresh_s``).
@@ -87,12 +87,22 @@ class FallbackConfig(msgspec.Struct):
     enabled: bool
 
 
+class InferenceTableBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Databricks' shape. The payloads go to the ``inference`` table of the gateway's own
+    store; catalog, schema and prefix are accepted so Databricks clients work unchanged."""
+
+    enabled: bool
+    catalog_name: str | None = None
+    schema_name: str | None = None
+    table_name_prefix: str | None = None
+
+
 class AIGatewayBody(msgspec.Struct, forbid_unknown_fields=True):
     rate_limits: list[RateLimitBody] | None = None
     fallback_config: FallbackConfig | None = None
-    # Named so that a body setting them gets a clear answer rather than a silent no-op.
+    inference_table_config: InferenceTableBody | None = None
     usage_tracking_config: dict[str, object] | None = None
-    inference_table_config: dict[str, object] | None = None
+    # Named so that a body setting them gets a clear answer rather than a silent no-op.
     guardrails: dict[str, object] | None = None
 
 
@@ -210,15 +220,17 @@ async def put_ai_gateway(request: web.Request) -> web.Response:
     endpoint = _existing(request, name)
     body = _decode(await read_body(request), AIGatewayBody)
     assert isinstance(body, AIGatewayBody)
-    for field in ("inference_table_config", "guardrails"):
-        if getattr(body, field) is not None:
-            raise BadRequest(f"{field} is not supported by this gateway yet", param=field)
+    if body.guardrails is not None:
+        raise BadRequest("guardrails is not supported by this gateway yet", param="guardrails")
     # usage_tracking_config is accepted: usage is always tracked.
     changes: dict[str, object] = {}
     if body.rate_limits is not None:
         changes["rate_limits"] = [_limit_rule(i, r) for i, r in enumerate(body.rate_limits)]
     if body.fallback_config is not None:
         changes["fallbacks_enabled"] = body.fallback_config.enabled
+    if body.inference_table_config is not None:
+        changes["inference_table"] = msgspec.structs.replace(endpoint.inference_table,
+                                                             enabled=body.inference_table_config.enabled)
     return await _save(request, msgspec.structs.replace(endpoint, **changes))
 
 

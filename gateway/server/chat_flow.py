@@ -21,7 +21,8 @@ from gateway.pipeline.dispatch import Attempt
 from gateway.pipeline.replies import EventStream, RawReply, RawStream, ResultReply
 from gateway.server.permissions import require_query
 from gateway.server.responding import SSE, json_reply, record_usage, relay_raw_stream, stream_events
-from gateway.state import CONFIG, ENDPOINTS, LIMITER, ROUTER
+from gateway.sinks.payloads import PayloadCapture
+from gateway.state import CONFIG, CONTEXT, ENDPOINTS, LIMITER, ROUTER
 
 
 class StreamEncoder(Protocol):
@@ -56,9 +57,11 @@ async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"Request body is larger than the {limit} byte limit")
     try:
-        return await request.read()
+        body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body is larger than the {limit} byte limit") from None
+    request[CONTEXT].request_body = body  # a reference, for an inference table
+    return body
 
 
 def find_endpoint(request: web.Request, ctx: RequestContext, name: str, task: str) -> EndpointConfig:
@@ -70,6 +73,8 @@ def find_endpoint(request: web.Request, ctx: RequestContext, name: str, task: st
     require_query(ctx.principal, endpoint)
     if endpoint.task != task:
         raise BadRequest(f"Endpoint '{name}' serves {endpoint.task}, not {task}", param="model")
+    if endpoint.inference_table.enabled:
+        ctx.capture = PayloadCapture(endpoint.inference_table.max_payload_bytes)
     return endpoint
 
 

@@ -23,7 +23,7 @@ from gateway.codecs.errors import ERROR_BODIES, dialect_for_path
 from gateway.errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, Unauthenticated, error_label
 from gateway.pipeline.call import RequestContext
 from gateway.server.auth import extract_token
-from gateway.state import CONTEXT, TOKENS, WRITER
+from gateway.state import CONTEXT, INFERENCE_WRITER, TOKENS, WRITER
 
 log = logging.getLogger("gateway.server")
 
@@ -165,3 +165,7 @@ def _account(request: web.Request, ctx: RequestContext, resp: web.StreamResponse
     if ctx.reservation is not None:
         ctx.reservation.settle(rec.total_tokens)
     request.app[WRITER].submit(rec)
+    if ctx.capture is not None:
+        # A whole reply is its body; a stream's chunks were kept as they were written.
+        body = resp.body if isinstance(resp, web.Response) and isinstance(resp.body, bytes) else None
+        request.app[INFERENCE_WRITER].submit(ctx.capture.record(rec, ctx.request_body, body))

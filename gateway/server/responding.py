@@ -66,7 +66,10 @@ async def _fail_in_stream(ctx: RequestContext, resp: web.StreamResponse, exc: Ex
         log.exception("request %s: unhandled error mid-stream", ctx.request_id)
         err = GatewayError("Internal error; see the gateway log for request " + ctx.request_id)
     _stream_failed(ctx, err)
-    await _write_quietly(resp, error_event(err))
+    event = error_event(err)
+    await _write_quietly(resp, event)
+    if ctx.capture is not None:
+        ctx.capture.add(event)
 
 
 def _client_gone(ctx: RequestContext) -> None:
@@ -81,6 +84,7 @@ async def relay_raw_stream(
     """Relay an upstream stream in the caller's own format, sniffing usage on the way."""
     sniffer = reply.sniffer
     stream = reply.stream
+    capture = ctx.capture
     resp = _stream_response(ctx, content_type)
     try:
         await resp.prepare(request)
@@ -90,9 +94,13 @@ async def relay_raw_stream(
             if out:
                 await resp.write(out)
                 ctx.mark_first_byte()
+                if capture is not None:
+                    capture.add(out)
         tail = sniffer.finish()
         if tail:
             await resp.write(tail)
+            if capture is not None:
+                capture.add(tail)
         if sniffer.error is not None:  # the upstream's own error event, relayed as sent
             _stream_failed(ctx, sniffer.error)
     except (ConnectionResetError, asyncio.CancelledError) as exc:
@@ -122,6 +130,7 @@ async def stream_events(
     ``output_chars`` read after the stream.
     """
     stream = reply.stream
+    capture = ctx.capture
     resp = _stream_response(ctx, content_type)
     try:
         await resp.prepare(request)
@@ -131,7 +140,12 @@ async def stream_events(
             if out:
                 await resp.write(out)
                 ctx.mark_first_byte()
-        await resp.write(encoder.finish())
+                if capture is not None:
+                    capture.add(out)
+        tail = encoder.finish()
+        await resp.write(tail)
+        if capture is not None:
+            capture.add(tail)
     except (ConnectionResetError, asyncio.CancelledError) as exc:
         _client_gone(ctx)
         if isinstance(exc, asyncio.CancelledError):

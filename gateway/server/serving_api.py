@@ -103,6 +103,7 @@ def describe(endpoint: EndpointConfig) -> dict:  # type: ignore[type-arg]
         "ai_gateway": {
             "rate_limits": [_rate_limit(r) for r in endpoint.rate_limits],
             "fallback_config": {"enabled": endpoint.fallbacks_enabled and bool(endpoint.fallbacks)},
+            "inference_table_config": {"enabled": endpoint.inference_table.enabled},
         },
     }
 

@@ -44,3 +44,24 @@ class UsageRecord(msgspec.Struct, kw_only=True):
 
 #: Column order shared by every sink.
 COLUMNS: tuple[str, ...] = tuple(UsageRecord.__struct_fields__)
+
+
+class InferenceRecord(msgspec.Struct, kw_only=True):
+    """One request's payloads, for endpoints with an inference table. ``request`` and
+    ``response`` are the bodies as sent (a stream as its SSE text), cut at the endpoint's
+    ``max_payload_bytes`` when ``truncated``."""
+
+    request_id: str
+    event_time: float
+    endpoint: str
+    api_type: str
+    requester: str | None = None
+    status_code: int = 0
+    latency_ms: float = 0.0
+    streaming: bool = False
+    request: str = ""
+    response: str = ""
+    truncated: bool = False
+
+
+INFERENCE_COLUMNS: tuple[str, ...] = tuple(InferenceRecord.__struct_fields__)

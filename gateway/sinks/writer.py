@@ -1,4 +1,5 @@
-"""A bounded queue in front of a sink, drained by one background task in batches.
+"""A bounded queue in front of a sink, drained by one background task in batches: one
+writer for the usage table, one for the inference table (``table`` names its files).
 
 The request path only calls ``submit`` (a ``put_nowait``). The writer flushes when a batch
 is full or ``flush_interval`` has passed, and drains the queue on close. When the sink
@@ -7,7 +8,7 @@ replayed once the sink accepts writes again, so a record is not lost to an outag
 queue itself is full (the sink is far behind), the record goes straight to the spill file.
 
 A spill line that is not a record (a torn write, a disk error) is moved aside to
-``usage-rejected-<pid>.jsonl`` and counted, never allowed to stop the writer. A process
+``<table>-rejected-<pid>.jsonl`` and counted, never allowed to stop the writer. A process
 that died mid-replay leaves ``*.replaying``: the next start replays it again, so after a
 crash a row may be written twice (``request_id`` tells) but never lost.
 """
@@ -18,46 +19,62 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
+from prometheus_client import Counter
 
 from gateway import metrics
 from gateway.sinks.records import UsageRecord
 
 log = logging.getLogger("gateway.sinks")
 _encode = msgspec.json.Encoder()
-_decode = msgspec.json.Decoder(UsageRecord)
 
 
 class UsageSink(Protocol):
-    """A table that takes usage records in batches."""
+    """A table that takes records in batches."""
 
     async def open(self) -> None: ...
-    async def write(self, records: list[UsageRecord]) -> None: ...
+    async def write(self, records: list[Any]) -> None: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
+
+
+class WriterCounters(msgspec.Struct, frozen=True):
+    """The metrics one writer moves."""
+
+    written: Counter
+    spilled: Counter
+    rejected: Counter
+
+
+USAGE_COUNTERS = WriterCounters(metrics.USAGE_WRITTEN, metrics.USAGE_SPILLED, metrics.USAGE_REJECTED)
 
 
 class BatchWriter:
     def __init__(
         self, sink: UsageSink, spill_dir: Path, *,
         batch_size: int = 1000, flush_interval: float = 0.2, queue_size: int = 100_000,
+        table: str = "usage", record_type: type[msgspec.Struct] = UsageRecord,
+        counters: WriterCounters = USAGE_COUNTERS,
     ) -> None:
         self.sink = sink
         # None is the stop sentinel that close() queues behind the last record.
-        self._queue: asyncio.Queue[UsageRecord | None] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(queue_size)
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._spill_dir = spill_dir
-        self._spill = spill_dir / f"usage-spill-{os.getpid()}.jsonl"
+        self._table = table
+        self._decode = msgspec.json.Decoder(record_type)
+        self._counters = counters
+        self._spill = spill_dir / f"{table}-spill-{os.getpid()}.jsonl"
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
         self._submitted = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
-    def submit(self, record: UsageRecord) -> None:
+    def submit(self, record: Any) -> None:
         """Queue a record; never waits."""
         self._submitted += 1
         if self._waiters:
@@ -66,7 +83,7 @@ class BatchWriter:
             self._queue.put_nowait(record)
             self._idle.clear()
         except asyncio.QueueFull:
-            metrics.USAGE_SPILLED.inc()
+            self._counters.spilled.inc()
             self._append_spill([record])
 
     async def start(self) -> None:
@@ -76,10 +93,10 @@ class BatchWriter:
         try:
             await self.sink.open()
         except Exception as exc:  # noqa: BLE001 - start anyway: the spill file keeps the rows
-            log.error("usage sink unreachable at start (%s); spilling records until it answers",
-                      str(exc) or type(exc).__name__)
+            log.error("%s sink unreachable at start (%s); spilling records until it answers",
+                      self._table, str(exc) or type(exc).__name__)
         self._claim_orphan_spills()
-        self._task = asyncio.create_task(self._run(), name="usage-writer")
+        self._task = asyncio.create_task(self._run(), name=f"{self._table}-writer")
 
     async def flushed(self) -> None:
         """Wait until everything submitted so far is written (or spilled)."""
@@ -107,11 +124,11 @@ class BatchWriter:
                 stop.cancel()
             await asyncio.wait({self._task})
             if not self._task.cancelled() and self._task.exception() is not None:
-                log.error("usage writer task had failed; spilling what it left", exc_info=self._task.exception())
+                log.error("%s writer task had failed; spilling what it left", self._table, exc_info=self._task.exception())
             self._task = None
         leftovers = [r for r in (self._queue.get_nowait() for _ in range(self._queue.qsize())) if r is not None]
         if leftovers:
-            metrics.USAGE_SPILLED.inc(len(leftovers))
+            self._counters.spilled.inc(len(leftovers))
             await asyncio.to_thread(self._append_spill, leftovers)
         self._idle.set()
         await self.sink.close()
@@ -126,9 +143,9 @@ class BatchWriter:
                 waiting.append((count, future))
         self._waiters = waiting
 
-    def _take_batch(self) -> tuple[list[UsageRecord], bool]:
+    def _take_batch(self) -> tuple[list[Any], bool]:
         """Up to a batch of queued records, and whether the stop sentinel was reached."""
-        batch: list[UsageRecord] = []
+        batch: list[Any] = []
         while len(batch) < self._batch_size and not self._queue.empty():
             record = self._queue.get_nowait()
             if record is None:
@@ -150,51 +167,52 @@ class BatchWriter:
             try:
                 await self._write([first, *rest])
             except Exception:  # noqa: BLE001 - e.g. the spill disk failed: keep serving later records
-                log.exception("usage writer: %d records could not be written or spilled", 1 + len(rest))
+                log.exception("%s writer: %d records could not be written or spilled", self._table, 1 + len(rest))
             if stop:
                 return
             if self._queue.empty():
                 self._idle.set()
 
-    async def _write(self, batch: list[UsageRecord]) -> None:
+    async def _write(self, batch: list[Any]) -> None:
         try:
             await self.sink.write(batch)
         except Exception as exc:  # noqa: BLE001 - any sink failure means: keep the rows on disk
-            log.warning("usage sink write failed (%s); spilling %d records", type(exc).__name__, len(batch))
-            metrics.USAGE_SPILLED.inc(len(batch))
+            log.warning("%s sink write failed (%s); spilling %d records", self._table, type(exc).__name__, len(batch))
+            self._counters.spilled.inc(len(batch))
             await asyncio.to_thread(self._append_spill, batch)
             return
-        metrics.USAGE_WRITTEN.inc(len(batch))
+        self._counters.written.inc(len(batch))
         if self._spill.exists():
             await self._replay()
 
-    def _read_spill(self, path: Path) -> list[UsageRecord]:
+    def _read_spill(self, path: Path) -> list[Any]:
         """The records of a spill file; lines that are not records are moved aside."""
-        records: list[UsageRecord] = []
+        records: list[Any] = []
         rejected: list[bytes] = []
         for line in path.read_bytes().splitlines():
             if not line.strip():
                 continue
             try:
-                records.append(_decode.decode(line))
+                records.append(self._decode.decode(line))
             except (msgspec.DecodeError, msgspec.ValidationError):
                 rejected.append(line)
         if rejected:
-            aside = self._spill_dir / f"usage-rejected-{os.getpid()}.jsonl"
+            aside = self._spill_dir / f"{self._table}-rejected-{os.getpid()}.jsonl"
             with aside.open("ab") as f:
                 f.write(b"".join(line + b"\n" for line in rejected))
-            metrics.USAGE_REJECTED.inc(len(rejected))
-            log.error("usage spill: %d lines were not usage records; kept in %s", len(rejected), aside)
+            self._counters.rejected.inc(len(rejected))
+            log.error("%s spill: %d lines were not records; kept in %s", self._table, len(rejected), aside)
         return records
 
-    def _append_spill(self, batch: list[UsageRecord]) -> None:
+    def _append_spill(self, batch: list[Any]) -> None:
         with self._spill.open("ab") as f:
             f.write(b"".join(_encode.encode(r) + b"\n" for r in batch))
 
     def _claim_orphan_spills(self) -> None:
         # Spills of earlier (or dead) processes, and replays they did not finish: take them
         # over by an atomic rename, so two workers starting together never replay the same file.
-        for path in [*self._spill_dir.glob("usage-spill-*.jsonl"), *self._spill_dir.glob("usage-spill-*.replaying")]:
+        pattern = f"{self._table}-spill-*"
+        for path in [*self._spill_dir.glob(pattern + ".jsonl"), *self._spill_dir.glob(pattern + ".replaying")]:
             if path == self._spill:
                 continue
             claimed = path.with_name(f"{path.stem}.claimed-{os.getpid()}")
@@ -212,7 +230,7 @@ class BatchWriter:
             await asyncio.to_thread(self._spill.rename, replaying)
             records = await asyncio.to_thread(self._read_spill, replaying)
         except OSError as exc:
-            log.error("usage spill file %s could not be read (%s); it stays for the next start", self._spill, exc)
+            log.error("%s spill file %s could not be read (%s); it stays for the next start", self._table, self._spill, exc)
             return
         for i in range(0, len(records), self._batch_size):
             chunk = records[i : i + self._batch_size]
@@ -221,5 +239,5 @@ class BatchWriter:
             except Exception:  # noqa: BLE001 - still down: back to the spill file
                 await asyncio.to_thread(self._append_spill, records[i:])
                 break
-            metrics.USAGE_WRITTEN.inc(len(chunk))
+            self._counters.written.inc(len(chunk))
         await asyncio.to_thread(replaying.unlink)
