@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import aiohttp
 import msgspec
 from msgspec import UNSET
 from yarl import URL
@@ -28,6 +27,7 @@ from gateway.providers.base import Provider, ProviderStream, Target, decoded_str
 from gateway.providers.http import HttpClients, decode_json, read_body, send
 from gateway.streaming.sse import SSEEventDecoder
 from gateway.wire import anthropic as w
+from gateway.providers.upstream_client import UpstreamResponse
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; the IR may leave it unset.
@@ -362,7 +362,7 @@ class AnthropicProvider(Provider):
         self.headers = headers
         self._pinned = frozenset(k.lower() for k in config.headers)
 
-    async def _post(self, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
+    async def _post(self, body: bytes, timeouts: Timeouts) -> UpstreamResponse:
         session = self.session(self.url)
         return await send(
             session, "POST", self.url, provider=self.name, timeouts=timeouts,
@@ -372,7 +372,7 @@ class AnthropicProvider(Provider):
     async def passthrough(
         self, body: bytes, target: Target, caller_headers: Mapping[str, str], query: Mapping[str, str],
         count_tokens: bool = False,
-    ) -> aiohttp.ClientResponse:
+    ) -> UpstreamResponse:
         """POST a Messages body from an Anthropic-speaking caller, untouched but for ``model``
         (rewritten by the caller of this method). The caller's ``anthropic-version`` and
         ``anthropic-beta`` go along unless the provider's configuration pins them, and so

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
 import msgspec
 from yarl import URL
 from contextlib import aclosing
@@ -25,6 +24,7 @@ from gateway.config import ProviderConfig, Timeouts
 from gateway.errors import UpstreamTimeout
 from gateway.ir import ChatRequest, ChatResult, EmbeddingResult, StreamEvent
 from gateway.providers.http import HttpClients, iter_chunks
+from gateway.providers.upstream_client import OriginPool, UpstreamResponse
 
 T = TypeVar("T")
 WireFormat = Literal["openai_chat", "anthropic_messages", "gemini", "in_process"]
@@ -48,7 +48,7 @@ class ProviderStream(Generic[T]):
     that never started runs none of its cleanup, so the stream holds the ``response``.
     """
 
-    def __init__(self, items: AsyncIterator[T], response: aiohttp.ClientResponse | None = None) -> None:
+    def __init__(self, items: AsyncIterator[T], response: UpstreamResponse | None = None) -> None:
         self._items = items
         self._response = response
         self._head: list[T] = []
@@ -91,7 +91,7 @@ class StreamDecoder(Protocol):
     def finish(self) -> list[StreamEvent]: ...
 
 
-def decoded_stream(resp: aiohttp.ClientResponse, provider: str, decoder: StreamDecoder) -> ProviderStream[list[StreamEvent]]:
+def decoded_stream(resp: UpstreamResponse, provider: str, decoder: StreamDecoder) -> ProviderStream[list[StreamEvent]]:
     """An upstream response body as a ProviderStream of IR event batches."""
 
     async def batches() -> AsyncIterator[list[StreamEvent]]:
@@ -121,7 +121,7 @@ class Provider:
         self.http = http
         self.base_url = (config.base_url or self.default_base_url).rstrip("/")
 
-    def session(self, url: URL) -> aiohttp.ClientSession:
+    def session(self, url: URL) -> OriginPool:
         """The pooled session for an upstream URL, sized by this provider's ``max_connections``."""
         return self.http.session_for(url, self.config.max_connections)
 

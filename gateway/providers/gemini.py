@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import aiohttp
 import msgspec
 from msgspec import UNSET
 from yarl import URL
@@ -33,6 +32,7 @@ from gateway.providers.base import Provider, ProviderStream, Target, decoded_str
 from gateway.providers.http import HttpClients, decode_json, read_body, send
 from gateway.streaming.sse import SSEEventDecoder
 from gateway.wire import gemini as w
+from gateway.providers.upstream_client import UpstreamResponse
 
 _EMPTY_OBJECT = msgspec.Raw(b"{}")
 _json_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -361,14 +361,14 @@ class GeminiProvider(Provider):
             self._urls[(model, method, sse)] = url
         return url
 
-    async def passthrough(self, method: str, body: bytes, target: Target, sse: bool = True) -> aiohttp.ClientResponse:
+    async def passthrough(self, method: str, body: bytes, target: Target, sse: bool = True) -> UpstreamResponse:
         """POST a Gemini-speaking caller's body untouched (the model is in the URL)."""
         url = self.url(target.model, method, sse)
         return await send(
             self.session(url), "POST", url, provider=self.name, timeouts=target.timeouts, data=body, headers=self.headers,
         )
 
-    async def _post(self, target: Target, method: str, body: bytes) -> aiohttp.ClientResponse:
+    async def _post(self, target: Target, method: str, body: bytes) -> UpstreamResponse:
         url = self.url(target.model, method)
         return await send(
             self.session(url), "POST", url, provider=self.name, timeouts=target.timeouts,

@@ -1,16 +1,14 @@
-"""Upstream HTTP: one pooled keep-alive session per upstream host, and error mapping.
+"""Upstream HTTP: one pooled keep-alive client per upstream origin, and error mapping.
 
-Every aiohttp failure leaves here as a GatewayError, so the router can decide on
-fallback by ``retryable`` alone.
+Requests go through ``upstream_client`` (asyncio protocols and httptools). Every failure
+leaves here as a GatewayError, so the router can decide on fallback by ``retryable`` alone.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import AsyncIterator, Mapping
 
-import aiohttp
 import msgspec
 from yarl import URL
 
@@ -21,34 +19,29 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.providers.upstream_client import ConnectFailed, ConnectionBroken, Deadline, OriginPool, UpstreamResponse
 
 
 class HttpClients:
-    """One ``aiohttp.ClientSession`` per upstream origin, created on first use.
+    """One connection pool per upstream origin, created on first use.
 
     The first provider to reach an origin sets its connection limit.
     """
 
     def __init__(self) -> None:
-        self._sessions: dict[tuple[str, str, int | None], aiohttp.ClientSession] = {}
+        self._pools: dict[tuple[str, str, int | None], OriginPool] = {}
 
-    def session_for(self, url: URL, max_connections: int = 256) -> aiohttp.ClientSession:
+    def session_for(self, url: URL, max_connections: int = 256) -> OriginPool:
         key = (url.scheme, url.host or "", url.port)
-        session = self._sessions.get(key)
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=max_connections, limit_per_host=max_connections, keepalive_timeout=60, ttl_dns_cache=300
-            )
-            session = aiohttp.ClientSession(
-                connector=connector, skip_auto_headers=("User-Agent",)
-            )
-            self._sessions[key] = session
-        return session
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = OriginPool(url, max_connections)
+        return pool
 
     async def close(self) -> None:
-        for session in self._sessions.values():
-            await session.close()
-        self._sessions.clear()
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
 
 class _ErrorBody(msgspec.Struct):
@@ -91,82 +84,82 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-async def raise_for_upstream_status(resp: aiohttp.ClientResponse, provider: str) -> None:
+#: Gemini answers a bad key with 400 and this reason, not 401.
+_GEMINI_BAD_KEY = b"API_KEY_INVALID"
+
+
+async def raise_for_upstream_status(resp: UpstreamResponse, provider: str) -> None:
     """Turn an upstream error status into UpstreamStatus (and release the connection)."""
     if resp.status < 400:
         return
     try:
         body = await resp.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (ConnectionBroken, TimeoutError):
         body = b""
-    finally:
-        resp.release()
-    if resp.status in (401, 403):
-        # Never echo the provider's view of our credentials back to a caller.
-        message = f"provider '{provider}' rejected the gateway's credentials (HTTP {resp.status})"
-    else:
-        message = f"provider '{provider}' returned HTTP {resp.status}: {upstream_error_message(body)}"
+    if resp.status in (401, 403) or (resp.status == 400 and _GEMINI_BAD_KEY in body):
+        # The gateway's own credentials failed: never echo the provider's view of them to a caller.
+        raise UpstreamStatus(502 if resp.status == 400 else resp.status,
+                             f"provider '{provider}' rejected the gateway's credentials (HTTP {resp.status})")
+    message = f"provider '{provider}' returned HTTP {resp.status}: {upstream_error_message(body)}"
     raise UpstreamStatus(resp.status, message, retry_after=_retry_after(resp.headers))
 
 
 @functools.lru_cache(maxsize=256)
-def client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    """aiohttp's timeout for ``t``, made once per distinct Timeouts (they are frozen)."""
-    return aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.first_byte)
+def _waits(t: Timeouts) -> tuple[float, float, float]:
+    return t.connect, t.first_byte, t.total
 
 
 async def send(
-    session: aiohttp.ClientSession,
+    pool: OriginPool,
     method: str,
-    url: URL | str,
+    url: URL,
     *,
     provider: str,
     timeouts: Timeouts,
     data: bytes | None = None,
     headers: Mapping[str, str] | None = None,
-) -> aiohttp.ClientResponse:
-    """Send a request; return the response once its status is known to be a success."""
+) -> UpstreamResponse:
+    """Send a request; return the response once its status is known to be a success.
+
+    ``timeouts``: ``connect`` for a new connection, ``first_byte`` for the response head and
+    each read after it, ``total`` for the whole exchange including the body.
+    """
     try:
-        resp = await session.request(
-            method, url, data=data, headers=headers, timeout=client_timeout(timeouts), allow_redirects=False
-        )
-    except asyncio.TimeoutError:
+        resp = await pool.request(method, url, headers or {}, data or b"", Deadline(*_waits(timeouts)))
+    except TimeoutError:
         raise UpstreamTimeout(f"provider '{provider}' did not answer in time") from None
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnavailable(f"could not connect to provider '{provider}': {exc.strerror or 'connection failed'}") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamUnavailable(f"provider '{provider}' connection failed: {type(exc).__name__}") from None
+    except ConnectFailed as exc:
+        raise UpstreamUnavailable(f"could not connect to provider '{provider}': {exc.reason}") from None
+    except ConnectionBroken:
+        raise UpstreamUnavailable(f"provider '{provider}' connection failed: ConnectionBroken") from None
     await raise_for_upstream_status(resp, provider)
     return resp
 
 
-async def read_body(resp: aiohttp.ClientResponse, provider: str) -> bytes:
+async def read_body(resp: UpstreamResponse, provider: str) -> bytes:
     """The whole response body, with read failures mapped to gateway errors."""
     try:
         return await resp.read()
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise UpstreamTimeout(f"provider '{provider}' timed out sending its response") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamUnavailable(f"provider '{provider}' broke off its response: {type(exc).__name__}") from None
-    finally:
-        resp.release()
+    except ConnectionBroken:
+        raise UpstreamUnavailable(f"provider '{provider}' broke off its response: ConnectionBroken") from None
 
 
-async def iter_chunks(resp: aiohttp.ClientResponse, provider: str) -> AsyncIterator[bytes]:
+async def iter_chunks(resp: UpstreamResponse, provider: str) -> AsyncIterator[bytes]:
     """The response body as chunks as they arrive; the connection is closed if the reader stops early."""
+    chunks = resp.chunks()
     try:
-        async for chunk in resp.content.iter_any():
+        async for chunk in chunks:
             yield chunk
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise UpstreamTimeout(f"provider '{provider}' stalled mid-stream") from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamUnavailable(f"provider '{provider}' broke off its stream: {type(exc).__name__}") from None
+    except ConnectionBroken:
+        raise UpstreamUnavailable(f"provider '{provider}' broke off its stream: ConnectionBroken") from None
     finally:
         # Closing (not releasing) a half-read stream drops the connection, cancelling upstream work.
-        if not resp.content.at_eof():
-            resp.close()
-        else:
-            resp.release()
+        await chunks.aclose()
+        resp.close()
 
 
 def decode_json(decoder: msgspec.json.Decoder, body: bytes, provider: str):  # type: ignore[no-untyped-def]
@@ -175,4 +168,3 @@ def decode_json(decoder: msgspec.json.Decoder, body: bytes, provider: str):  # t
         return decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise UpstreamInvalidResponse(f"provider '{provider}' sent a response the gateway could not parse: {exc}") from None
-

@@ -10,7 +10,6 @@ formats, take the IR path (``complete``, ``open_stream``, ``embed``), translated
 from __future__ import annotations
 
 
-import aiohttp
 import msgspec
 from msgspec import UNSET
 from yarl import URL
@@ -24,6 +23,7 @@ from gateway.providers.http import HttpClients, decode_json, read_body, send
 from gateway.providers.openai_chat_translation import OpenAIChatStreamDecoder, decode_result, encode_request
 from gateway.streaming.passthrough import openai_usage
 from gateway.wire import openai_embeddings as we
+from gateway.providers.upstream_client import UpstreamResponse
 
 _encode = msgspec.json.Encoder()
 _decode_embeddings = msgspec.json.Decoder(we.UpstreamEmbeddings)
@@ -52,11 +52,11 @@ class OpenAIProvider(Provider):
             url = self._urls[path] = URL(self.base_url + path)
         return url
 
-    async def passthrough(self, path: str, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
+    async def passthrough(self, path: str, body: bytes, timeouts: Timeouts) -> UpstreamResponse:
         """POST the caller's (model-rewritten) body; returns the response once it is a success."""
         return await self._post(path, body, timeouts)
 
-    async def _post(self, path: str, body: bytes, timeouts: Timeouts) -> aiohttp.ClientResponse:
+    async def _post(self, path: str, body: bytes, timeouts: Timeouts) -> UpstreamResponse:
         url = self.url(path)
         return await send(
             self.session(url), "POST", url,
