@@ -13,12 +13,31 @@ import logging
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TextIO
 
 #: Records formatted and written per wake-up at most, so a flood still flushes regularly.
 _BATCH = 512
 _STOP = None
+
+
+class _Formatter(logging.Formatter):
+    """``time level logger message``, with the time formatted once per second, not per record."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        self._second = -1
+        self._stamp = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.stack_info:
+            return super().format(record)
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        return f"{self._stamp},{int(record.msecs):03d} {record.levelname} {record.name} {record.getMessage()}"
 
 
 class _Enqueue(logging.Handler):
@@ -71,7 +90,7 @@ def setup_logging(stream: TextIO = sys.stderr, level: int = logging.INFO) -> Cal
     """Route every log record through the writer thread; flushed at interpreter exit, or
     earlier by calling the function returned."""
     records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
-    writer = _Writer(records, stream, logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    writer = _Writer(records, stream, _Formatter())
     writer.start()
 
     def stop() -> None:

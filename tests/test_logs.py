@@ -43,3 +43,14 @@ def test_records_reach_the_stream_in_order_from_the_writer_thread() -> None:
     assert any("ERROR gateway.test failed: here" in line for line in lines) and "ValueError: boom" in stream.getvalue()
     assert "below the level" not in stream.getvalue()
     assert stream.writer_threads == {"log-writer"}
+
+
+def test_the_fast_format_is_the_standard_one() -> None:
+    from gateway.logs import _Formatter
+
+    standard = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    fast = _Formatter()
+    for created in (1700000000.0, 1700000000.5, 1700000001.25):
+        record = logging.LogRecord("gateway.access", logging.INFO, __file__, 1, "request %s", ("r1",), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert fast.format(record) == standard.format(record)

@@ -86,3 +86,15 @@ async def test_close_keeps_queued_records_when_the_writer_task_died(tmp_path: Pa
     await writer.close()  # must return, not wait for room in a queue nobody drains
     spilled = (tmp_path / f"usage-spill-{os.getpid()}.jsonl").read_bytes().splitlines()
     assert sorted(msgspec.json.decode(s, type=UsageRecord).request_id for s in spilled) == ["r1", "r2", "r3", "r4"]
+
+
+def test_sqlite_times_match_datetimes_formatting() -> None:
+    import random
+    from datetime import datetime, timezone
+
+    from gateway.sinks.sqlite import sqlite_time
+
+    rng = random.Random(7)
+    stamps = [1700000000.9999996, 1700000000.0, 1693456711.9452386, *(rng.uniform(1e9, 2e9) for _ in range(20000))]
+    for ts in stamps:
+        assert sqlite_time(ts) == datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"), ts

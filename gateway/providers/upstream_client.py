@@ -71,6 +71,11 @@ class Deadline:
         return min(step, left)
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
@@ -173,11 +178,14 @@ class _Connection(asyncio.Protocol):
     async def _wait(self, deadline: Deadline) -> None:
         if self.error is not None:
             raise self.error
-        self.waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self.waiter = loop.create_future()
+        # A plain timer on the future: cheaper than asyncio.timeout() for one wait per read.
+        timer = loop.call_later(deadline.wait(deadline.read), _expire, waiter)
         try:
-            async with asyncio.timeout(deadline.wait(deadline.read)):
-                await self.waiter
+            await waiter
         finally:
+            timer.cancel()
             self.waiter = None
         if self.error is not None:
             raise self.error

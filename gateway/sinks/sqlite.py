@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import math
 import sqlite3
-from datetime import datetime, timezone
+import time
 from pathlib import Path
 
 import msgspec
@@ -47,7 +49,17 @@ _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for 
 
 def sqlite_time(ts: float) -> str:
     """UTC 'YYYY-MM-DD HH:MM:SS.ffffff': sorts as text and works with SQLite date functions."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    seconds = math.floor(ts)
+    micros = round((ts - seconds) * 1_000_000)  # as datetime.fromtimestamp rounds
+    if micros == 1_000_000:
+        seconds, micros = seconds + 1, 0
+    return f"{_utc_second(seconds)}.{micros:06d}"
+
+
+@functools.lru_cache(maxsize=64)
+def _utc_second(seconds: int) -> str:
+    # Rows of one batch share a handful of seconds: format each once.
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
 
 
 _json = msgspec.json.Encoder().encode
