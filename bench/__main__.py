@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile-seconds", type=float, default=20.0)
     run.add_argument("--keep-workdir", action="store_true", help="keep configs and process logs")
     setup = sub.add_parser("setup", help="install wrk, nginx, litellm, portkey, py-spy (bench-locally)")
-    setup.add_argument("what", nargs="*", choices=["wrk", "nginx", "litellm", "portkey", "py-spy"], default=[])
+    # No choices= here: argparse checks a nargs="*" default against them and refuses [].
+    setup.add_argument("what", nargs="*", metavar="WHAT", help="any of: wrk, nginx, litellm, portkey, py-spy (default: all)")
     sub.add_parser("list", help="list the scenarios")
     return parser
 
@@ -42,7 +43,7 @@ def _on_signal(signum: int, frame: object) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.report import Report
-    from bench.scenarios import SCENARIOS
+    from bench.scenarios import DEFAULT, SCENARIOS
 
     names = args.scenarios or list(DEFAULT)
     unknown = [n for n in names if n not in SCENARIOS]

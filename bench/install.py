@@ -73,6 +73,11 @@ INSTALLERS = {"wrk": lambda: apt("wrk"), "nginx": lambda: apt("nginx"), "litellm
 
 
 def setup(what: list[str]) -> int:
+    """Install ``what`` (everything when empty); 1 if something could not be installed."""
+    unknown = [name for name in what if name not in INSTALLERS]
+    if unknown:
+        print(f"unknown: {', '.join(unknown)}; choose from {', '.join(INSTALLERS)}")
+        return 2
     failed = [name for name in (what or list(INSTALLERS)) if not INSTALLERS[name]()]
     if failed:
         print("not installed: " + ", ".join(failed))
