@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--driver", choices=("auto", "raw", "aiohttp", "wrk"), default="auto",
                      help="load driver for non-streamed load (auto: raw, the lean protocol client; "
                      "streams always use the aiohttp client, and latency at concurrency 1 too)")
-    run.add_argument("--soak-seconds", type=float, default=60.0, help="memory soak length (default 60)")
+    run.add_argument("--soak-seconds", type=float, default=600.0, help="memory soak length (default 600: ten minutes)")
     run.add_argument("--postgres-dsn", default="postgresql://postgres@127.0.0.1:5432/test")
     run.add_argument("--stream-workers2", action="store_true", help="streaming capacity also on --workers 2")
     run.add_argument("--profile-target", default="passthrough", help="profile: which gateway target to load")

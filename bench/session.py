@@ -30,7 +30,7 @@ class Options:
     quick: bool = False
     baselines: tuple[str, ...] = BASELINES
     driver: str = "auto"  # auto (= raw) | raw | aiohttp | wrk
-    soak_seconds: float = 60.0
+    soak_seconds: float = 600.0
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/test"
     keep_workdir: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

@@ -87,5 +87,5 @@ def run(session: Session, report: Report) -> None:
     report.notes += [
         f"Soak: back-to-back {STEP_S:g} s steps rotating {', '.join(t + (' (stream)' if s else '') for t, s in rotation)}; "
         "RSS read after each step. Slope: least squares over the steps after the first minute (all steps if the soak is under 3 min).",
-        "Targets (issue 4): idle <= 60 MB, under load <= 150 MB, flat over the soak (default soak 60 s; --soak-seconds 600 for the issue's 10 minutes).",
+        "Targets (issue 4): idle <= 60 MB, under load <= 150 MB, flat over the soak (ten minutes by default; --soak-seconds for another length).",
     ]
