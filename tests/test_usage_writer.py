@@ -41,15 +41,22 @@ def line(i: int) -> bytes:
     return msgspec.json.encode(record(i)) + b"\n"
 
 
+async def write_through(spill_dir: Path, *records: UsageRecord) -> MemorySink:
+    """A writer started on ``spill_dir`` (replaying what is there), given ``records``, closed."""
+    sink = MemorySink()
+    writer = BatchWriter(sink, spill_dir, batch_size=10, flush_interval=0.001)
+    await writer.start()
+    for r in records:
+        writer.submit(r)
+    await writer.flushed()
+    await writer.close()
+    return sink
+
+
 async def test_a_damaged_spill_line_is_set_aside_and_the_rest_replayed(tmp_path: Path) -> None:
     (tmp_path / "usage-spill-1.jsonl").write_bytes(line(0) + b'{"request_id": "r1", "event_ti\n' + line(2) + b"\x00\x00\n")
     rejected = metrics.USAGE_REJECTED._value.get()  # noqa: SLF001 - a counter read
-    sink = MemorySink()
-    writer = BatchWriter(sink, tmp_path, batch_size=10, flush_interval=0.001)
-    await writer.start()
-    writer.submit(record(3))
-    await writer.flushed()
-    await writer.close()
+    sink = await write_through(tmp_path, record(3))
     assert sorted(r.request_id for r in sink.rows) == ["r0", "r2", "r3"]
     assert metrics.USAGE_REJECTED._value.get() - rejected == 2  # noqa: SLF001
     (aside,) = tmp_path.glob("usage-rejected-*.jsonl")
@@ -59,12 +66,7 @@ async def test_a_damaged_spill_line_is_set_aside_and_the_rest_replayed(tmp_path:
 
 async def test_a_replay_a_dead_process_left_unfinished_is_replayed(tmp_path: Path) -> None:
     (tmp_path / "usage-spill-4242.replaying").write_bytes(line(0) + line(1))
-    sink = MemorySink()
-    writer = BatchWriter(sink, tmp_path, batch_size=10, flush_interval=0.001)
-    await writer.start()
-    writer.submit(record(2))
-    await writer.flushed()
-    await writer.close()
+    sink = await write_through(tmp_path, record(2))
     assert sorted(r.request_id for r in sink.rows) == ["r0", "r1", "r2"]
     assert not list(tmp_path.glob("usage-spill-*"))
 

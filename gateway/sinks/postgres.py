@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 import msgspec
 import orjson
@@ -62,29 +64,34 @@ def _row(r: UsageRecord) -> list[object]:
     return row
 
 
-class PostgresUsageSink:
-    def __init__(self, dsn: str) -> None:
+class PostgresTableSink:
+    """One table in PostgreSQL, written with COPY: ``schema`` is made on open, ``row`` turns
+    a record into the values of ``columns``; ``init`` prepares each pooled connection."""
+
+    def __init__(self, dsn: str, table: str, schema: str, columns: Sequence[str],
+                 row: Callable[[Any], Sequence[object]], init: Callable[[Any], Awaitable[None]] | None = None) -> None:
         self.dsn = dsn
+        self._table, self._schema, self._columns, self._row, self._init = table, schema, columns, row, init
         self._pool = None
 
     async def open(self) -> None:
-        asyncpg = _import_asyncpg()
-        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2, init=_init_connection,
-                                         timeout=CONNECT_TIMEOUT_S)
+        pool = await _import_asyncpg().create_pool(self.dsn, min_size=1, max_size=2, init=self._init,
+                                                   timeout=CONNECT_TIMEOUT_S)
         try:
             async with pool.acquire() as conn:
-                await conn.execute(SCHEMA)
+                await conn.execute(self._schema)
         except BaseException:
             await pool.close()
             raise
         self._pool = pool
 
-    async def write(self, records: list[UsageRecord]) -> None:
+    async def write(self, records: list[Any]) -> None:
         if self._pool is None:  # unreachable when the gateway started: try again now
             await self.open()
         assert self._pool is not None
         async with self._pool.acquire() as conn:
-            await conn.copy_records_to_table("usage", records=[_row(r) for r in records], columns=COLUMNS)
+            await conn.copy_records_to_table(self._table, records=[self._row(r) for r in records],
+                                             columns=self._columns)
 
     async def ping(self) -> bool:
         if self._pool is None:
@@ -100,6 +107,13 @@ class PostgresUsageSink:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+class PostgresUsageSink(PostgresTableSink):
+    """The usage table."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(dsn, "usage", SCHEMA, COLUMNS, _row, _init_connection)
 
 
 _json = msgspec.json.Encoder().encode  # handles the attempt Structs as well as dicts

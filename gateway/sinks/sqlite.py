@@ -7,7 +7,9 @@ import functools
 import math
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import orjson
@@ -89,24 +91,31 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteUsageSink:
-    def __init__(self, path: Path) -> None:
+class SQLiteTableSink:
+    """One table in the SQLite file: ``connect`` opens the file with the table's schema,
+    ``insert`` takes the rows ``row`` makes of records. Writes run in a worker thread."""
+
+    def __init__(self, path: Path, connect: Callable[[Path], sqlite3.Connection], insert: str,
+                 row: Callable[[Any], Sequence[object]]) -> None:
         self.path = path
+        self._connect = connect
+        self._insert = insert
+        self._row = row
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = await asyncio.to_thread(connect, self.path)
+        self._conn = await asyncio.to_thread(self._connect, self.path)
 
-    def _write(self, rows: list[tuple[object, ...]]) -> None:
+    def _write(self, records: list[Any]) -> None:
         assert self._conn is not None
         with self._conn:
-            self._conn.executemany(_INSERT, rows)
+            self._conn.executemany(self._insert, [self._row(r) for r in records])
 
-    async def write(self, records: list[UsageRecord]) -> None:
+    async def write(self, records: list[Any]) -> None:
         if self._conn is None:  # could not be opened at start: try again now
             await self.open()
-        await asyncio.to_thread(self._write, [_row(r) for r in records])
+        await asyncio.to_thread(self._write, records)
 
     async def ping(self) -> bool:
         return self._conn is not None
@@ -115,3 +124,10 @@ class SQLiteUsageSink:
         if self._conn is not None:
             await asyncio.to_thread(self._conn.close)
             self._conn = None
+
+
+class SQLiteUsageSink(SQLiteTableSink):
+    """The usage table."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, connect, _INSERT, _row)
