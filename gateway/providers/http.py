@@ -7,6 +7,7 @@ leaves here as a GatewayError, so the router can decide on fallback by ``retryab
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import AsyncIterator, Mapping
 
 import msgspec
@@ -84,8 +85,10 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-#: Gemini answers a bad key with 400 and this reason, not 401.
-_GEMINI_BAD_KEY = b"API_KEY_INVALID"
+#: Gemini answers a bad key with 400, not 401: ``{"error": {"code": 400, ..., "details":
+#: [{"reason": "API_KEY_INVALID", ...}]}}``. Matched as a JSON member, so a caller's text
+#: echoed in an error message (its quotes escaped) cannot pass for it.
+_GEMINI_BAD_KEY = re.compile(rb'"reason"\s*:\s*"API_KEY_INVALID"')
 
 
 async def raise_for_upstream_status(resp: UpstreamResponse, provider: str) -> None:
@@ -96,10 +99,11 @@ async def raise_for_upstream_status(resp: UpstreamResponse, provider: str) -> No
         body = await resp.read()
     except (ConnectionBroken, TimeoutError):
         body = b""
-    if resp.status in (401, 403) or (resp.status == 400 and _GEMINI_BAD_KEY in body):
-        # The gateway's own credentials failed: never echo the provider's view of them to a caller.
-        raise UpstreamStatus(502 if resp.status == 400 else resp.status,
-                             f"provider '{provider}' rejected the gateway's credentials (HTTP {resp.status})")
+    if resp.status in (401, 403) or (resp.status == 400 and _GEMINI_BAD_KEY.search(body)):
+        # The gateway's own credentials failed: never echo the provider's view of them to a
+        # caller. Gemini's 400 counts as the 401 it means (502 to the caller, no fallback retry).
+        status = 401 if resp.status == 400 else resp.status
+        raise UpstreamStatus(status, f"provider '{provider}' rejected the gateway's credentials (HTTP {resp.status})")
     message = f"provider '{provider}' returned HTTP {resp.status}: {upstream_error_message(body)}"
     raise UpstreamStatus(resp.status, message, retry_after=_retry_after(resp.headers))
 

@@ -7,13 +7,15 @@ bytes in one join, responses are parsed by httptools (llhttp, in C), and body ch
 the reader as they arrive, with reading paused while too much is buffered.
 
 - One pool per origin: idle connections are reused last-in first-out, at most ``limit``
-  connections are open, and callers wait for one beyond that.
+  connections are open, and callers wait for one beyond that. A connection idle for
+  ``IDLE_SECONDS`` is closed rather than reused (a middlebox may have dropped it silently).
 - An idle connection the server closed is dropped from the pool when its close arrives. A
   request on a reused connection that fails before any response byte is sent again, once,
   on a new connection (the server may have closed it just as the request went out).
 - A response read to its end returns its connection to the pool unless either side asked
   for ``Connection: close``; one abandoned early (an early stop, a cancelled reader, a
   timeout) closes its connection, which also tells the upstream to stop generating.
+- Interim responses (``100 Continue``, ``103 Early Hints``) are skipped.
 - No ``Accept-Encoding`` is sent, so bodies arrive unencoded; HTTP proxies from the
   environment are not used (the gateway is normally the proxy).
 
@@ -35,6 +37,10 @@ from yarl import URL
 
 #: Body bytes buffered for a slow reader before the socket is paused.
 HIGH_WATER = 256 * 1024
+#: An idle connection older than this is closed instead of reused (aiohttp's keep-alive default).
+IDLE_SECONDS = 60.0
+#: Request heads cached per pool, by method and path (Gemini paths carry the model).
+_HEAD_CACHE = 256
 
 
 class ConnectFailed(Exception):
@@ -71,6 +77,24 @@ class Deadline:
         return min(step, left)
 
 
+class Headers(dict[str, str]):
+    """Response headers under lower-case names, looked up case-insensitively.
+
+    A repeated header's values are joined with ", " (RFC 9110 5.3).
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return dict.get(self, name.lower(), default)
+
+
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
@@ -85,11 +109,13 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.busy = False
+        self.idle_since = 0.0
         self._reset()
 
     def _reset(self) -> None:
         self.status = 0
-        self.headers: dict[str, str] = {}
+        self.headers = Headers()
+        self.interim = False
         self.headers_done = False
         self.keep_alive = False
         self.complete = False
@@ -142,10 +168,16 @@ class _Connection(asyncio.Protocol):
         key = name.decode("latin-1").lower()
         if key in ("content-length", "transfer-encoding"):
             self.framed = True
-        self.headers[key] = value.decode("latin-1")
+        text = value.decode("latin-1")
+        seen = dict.get(self.headers, key)
+        self.headers[key] = text if seen is None else f"{seen}, {text}"
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if status < 200:  # an interim response; llhttp ends it here and parses the real one next
+            self.interim = True
+            return
+        self.status = status
         # Read now: once the message completes, the parser describes the next one.
         self.keep_alive = self.parser.should_keep_alive()
         self.headers_done = True
@@ -160,6 +192,11 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            self.headers = Headers()
+            self.framed = False
+            return
         self.complete = True
         self._wake()
 
@@ -194,9 +231,14 @@ class _Connection(asyncio.Protocol):
         self._reset()
         self.busy = True
         assert self.transport is not None
-        self.transport.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
-            self.transport.write(body)
+        try:
+            if len(body) < 65536:
+                self.transport.write(head + body)
+            else:
+                self.transport.write(head)
+                self.transport.write(body)
+        except (RuntimeError, OSError):  # uvloop raises once the transport is gone
+            raise _Stale("connection closed before the request") from None
 
     async def read_head(self, deadline: Deadline) -> None:
         while not self.headers_done:
@@ -210,10 +252,24 @@ class _Connection(asyncio.Protocol):
             await self._wait(deadline)
         chunk = self.chunks.popleft()
         self.buffered -= len(chunk)
-        if self.paused and self.buffered <= HIGH_WATER // 2 and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
+        if self.paused and self.buffered <= HIGH_WATER // 2:
+            self._resume()
         return chunk
+
+    def take_all(self) -> bytes:
+        """Every chunk buffered, joined (for a body that has already arrived whole)."""
+        chunks = self.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
+        if self.paused:
+            self._resume()
+        return body
+
+    def _resume(self) -> None:
+        self.paused = False
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
 
     @property
     def reusable(self) -> bool:
@@ -237,7 +293,7 @@ class UpstreamResponse:
 
     def __init__(self, conn: _Connection, deadline: Deadline) -> None:
         self.status = conn.status
-        self.headers: Mapping[str, str] = conn.headers
+        self.headers: Headers = conn.headers
         self._conn = conn
         self._deadline = deadline
         self._done = False
@@ -252,6 +308,11 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         """The whole body; the connection goes back to the pool afterwards."""
+        conn = self._conn
+        if conn.complete and conn.error is None and not self._done:
+            body = conn.take_all()  # the usual case: the body came with the head
+            self.release()
+            return body
         parts = [chunk async for chunk in self.chunks()]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -281,6 +342,15 @@ class UpstreamResponse:
             self._conn.close()
             self._conn.pool.put_back(self._conn)
 
+    def __del__(self) -> None:
+        # A response dropped unread (an exception between send and read) must not keep its
+        # pool slot: close it as aiohttp's ClientResponse.__del__ does.
+        if not self._done:
+            try:
+                self.close()
+            except RuntimeError:  # the event loop is already closed
+                pass
+
 
 class OriginPool:
     """Keep-alive connections to one scheme://host:port."""
@@ -293,7 +363,7 @@ class OriginPool:
         default_port = self.port == (443 if url.scheme == "https" else 80)
         self.host_header = self.host if default_port else f"{self.host}:{self.port}"
         self.limit = limit
-        self._idle: list[_Connection] = []
+        self._idle: list[_Connection] = []  # oldest first: put back in the order they came free
         self._open = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._heads: dict[tuple[str, str], bytes] = {}
@@ -307,6 +377,7 @@ class OriginPool:
     def put_back(self, conn: _Connection) -> None:
         conn.busy = False
         if conn.reusable:
+            conn.idle_since = time.monotonic()
             self._idle.append(conn)
             self._wake_one()
         else:
@@ -324,14 +395,32 @@ class OriginPool:
                 waiter.set_result(None)
                 return
 
+    def _take_idle(self) -> _Connection | None:
+        """The newest idle connection still fit to use; closes the ones that are not."""
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if conn.closed or conn.transport is None or conn.transport.is_closing():
+                self._open -= 1  # off the idle list, so forget() will not count it again
+                conn.close()
+                continue
+            if time.monotonic() - conn.idle_since > IDLE_SECONDS:
+                # This one and every older one below it have idled too long.
+                stale = [*idle, conn]
+                idle.clear()
+                self._open -= len(stale)
+                for old in stale:
+                    old.close()
+                break
+            return conn
+        return None
+
     async def _acquire(self, deadline: Deadline) -> tuple[_Connection, bool]:
         """A connection to use, and whether it was reused."""
         while True:
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.closed:
-                    return conn, True
-                self._open -= 1
+            conn = self._take_idle() if self._idle else None
+            if conn is not None:
+                return conn, True
             if self._open < self.limit:
                 self._open += 1
                 try:
@@ -362,9 +451,12 @@ class OriginPool:
         return conn
 
     def _head(self, method: str, url: URL, headers: Mapping[str, str], length: int) -> bytes:
+        """The request head, built as bytes once per request (its first lines once per path)."""
         key = (method, url.raw_path_qs)
         start = self._heads.get(key)
         if start is None:
+            if len(self._heads) >= _HEAD_CACHE:
+                self._heads.clear()
             start = self._heads[key] = f"{method} {url.raw_path_qs} HTTP/1.1\r\nHost: {self.host_header}\r\n".encode()
         lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         return start + f"{lines}Content-Length: {length}\r\n\r\n".encode("latin-1")
@@ -375,13 +467,13 @@ class OriginPool:
         head = self._head(method, url, headers, len(body))
         for attempt in (0, 1):
             conn, reused = await self._acquire(deadline)
-            conn.send(head, body)
             try:
+                conn.send(head, body)
                 await conn.read_head(deadline)
             except _Stale:
                 self.put_back(conn)
                 if reused and attempt == 0:
-                    continue
+                    continue  # the server closed it as the request went out: once more, on a new one
                 raise ConnectionBroken("connection closed before the response") from None
             except BaseException:
                 conn.close()
@@ -393,4 +485,5 @@ class OriginPool:
     def close(self) -> None:
         for conn in self._idle:
             conn.close()
+        self._open -= len(self._idle)
         self._idle.clear()
