@@ -19,56 +19,93 @@ class SSEEvent(msgspec.Struct, frozen=True):
 
 
 class SSEDecoder:
-    """Splits a byte stream into events. Lines end with LF, CRLF or CR; ':' lines are comments."""
+    """Splits a byte stream into events. Lines end with LF, CRLF or CR; ':' lines are comments.
 
-    __slots__ = ("_buf", "_data", "_event")
+    An event ends at a blank line, so bytes after the last blank line wait, unread, in a
+    list joined once when the next blank line arrives: an event arriving in many small
+    reads costs one copy, not one per read, and no state but those bytes crosses reads.
+    A CR that ends a read ends its line at once; an LF starting the next read is then the
+    rest of that CRLF.
+    """
+
+    __slots__ = ("_pending", "_skip_lf")
 
     def __init__(self) -> None:
-        self._buf = b""
-        self._data: list[bytes] = []
-        self._event: str | None = None
+        self._pending: list[bytes] = []
+        self._skip_lf = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
-            # A trailing CR may be half of a CRLF: keep it until the next chunk says.
-            tail = b"\r" if buf.endswith(b"\r") else b""
-            buf = buf[: len(buf) - len(tail)].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+        if not chunk:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[0] == 10:  # LF
+                chunk = chunk[1:]
+                if not chunk:
+                    return []
+        if b"\r" in chunk:
+            self._skip_lf = chunk[-1] == 13  # CR
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        pending = self._pending
+        if pending:
+            # A blank line may begin in the bytes already waiting: "...\n" + "\n...".
+            pending.append(chunk)
+            if b"\n\n" not in chunk and not (chunk[0] == 10 and pending[-2][-1] == 10):
+                return []
+            chunk = b"".join(pending)
+            pending.clear()
+        end = chunk.rfind(b"\n\n")
+        if end < 0:
+            pending.append(chunk)
+            return []
+        if end + 2 < len(chunk):
+            pending.append(chunk[end + 2:])
         out: list[SSEEvent] = []
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            self._line(buf[start:nl], out)
-            start = nl + 1
-        self._buf = buf[start:]
+        blocks = chunk.split(b"\n\n")
+        blocks.pop()  # what followed the last blank line: already waiting in pending
+        for block in blocks:
+            # The shapes providers send, first: one data line; an event line and a data line.
+            if block[:6] == b"data: " and b"\n" not in block:
+                out.append(SSEEvent(block[6:]))
+                continue
+            if block[:7] == b"event: ":
+                nl = block.find(b"\n")
+                if nl > 0 and block[nl + 1:nl + 7] == b"data: " and block.find(b"\n", nl + 1) < 0:
+                    out.append(SSEEvent(block[nl + 7:], block[7:nl].decode("utf-8", "replace")))
+                    continue
+            _lines(block, out)
         return out
 
     def finish(self) -> list[SSEEvent]:
         out: list[SSEEvent] = []
-        if self._buf:
-            self._line(self._buf.rstrip(b"\r"), out)
-            self._buf = b""
-        self._line(b"", out)
+        if self._pending:
+            _lines(b"".join(self._pending), out)
+            self._pending.clear()
         return out
 
-    def _line(self, line: bytes, out: list[SSEEvent]) -> None:
+
+def _lines(block: bytes, out: list[SSEEvent]) -> None:
+    """The events of lines between blank lines (every field form the SSE spec allows)."""
+    data: list[bytes] = []
+    event: str | None = None
+    for line in block.split(b"\n"):
         if not line:
-            if self._data:
-                out.append(SSEEvent(b"\n".join(self._data), self._event))
-            self._data = []
-            self._event = None
-            return
+            if data:
+                out.append(SSEEvent(b"\n".join(data), event))
+                data = []
+            event = None
+            continue
         if line[0] == 58:  # ':' comment / keep-alive
-            return
+            continue
         field, sep, value = line.partition(b":")
         if sep and value[:1] == b" ":
             value = value[1:]
         if field == b"data":
-            self._data.append(value)
+            data.append(value)
         elif field == b"event":
-            self._event = value.decode("utf-8", "replace")
+            event = value.decode("utf-8", "replace")
+    if data:
+        out.append(SSEEvent(b"\n".join(data), event))
 
 
 def encode_sse(data: bytes, event: str | None = None) -> bytes:
@@ -89,10 +126,14 @@ class SSEEventDecoder:
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         """Events completed by ``chunk``; raises the GatewayError an error event carries."""
+        return self.feed_events(self._sse.feed(chunk))
+
+    def feed_events(self, events: list[SSEEvent]) -> list[StreamEvent]:
+        """``feed`` for events already framed (by a reader that looks at them first)."""
         self._raise_pending()
         out: list[StreamEvent] = []
         try:
-            for sse in self._sse.feed(chunk):
+            for sse in events:
                 self._event(sse.data, out)
         except GatewayError as exc:
             if not out:
