@@ -18,7 +18,7 @@ from gateway.providers.gemini import GeminiProvider, GeminiStreamDecoder
 from gateway.providers.openai import OpenAIProvider
 from gateway.streaming.passthrough import ChatStreamSniffer, rewrite_request, sniff_completion, sniff_embeddings
 from gateway.streaming.responses_sniff import ResponsesStreamSniffer, decode_response_view
-from gateway.streaming.sniff import EventSniffer
+from gateway.streaming.sniff import EventSniffer, anthropic_block_chars
 
 
 async def openai_chat(call: Call, provider: Provider, target: Target) -> Reply | None:
@@ -84,7 +84,7 @@ async def anthropic(call: Call, provider: Provider, target: Target) -> Reply | N
     resp = await provider.passthrough(body, target, call.headers, call.query)
     if call.stream:
         return RawStream(ProviderStream(iter_chunks(resp, provider.name), resp),
-                         EventSniffer(AnthropicStreamDecoder(provider.name)))
+                         EventSniffer(AnthropicStreamDecoder(provider.name), anthropic_block_chars))
     data = await read_body(resp, provider.name)
     result = anthropic_provider.decode_result(data, provider.name)
     return RawReply(data, result.usage, result.output_chars())

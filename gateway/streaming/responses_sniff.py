@@ -1,12 +1,18 @@
 """Usage sniffing for a relayed OpenAI Responses stream: the final ``response.completed``
-(or ``.incomplete`` / ``.failed``) event carries the usage; text deltas count characters."""
+(or ``.incomplete`` / ``.failed``) event carries the usage; text deltas count characters.
+
+OpenAI names every event on its ``event:`` line, so only the final events are decoded
+whole; a delta is read for its ``delta`` alone, and the rest (``response.created`` and
+the ``.done`` events, which repeat the whole response or item) are not decoded at all.
+An unnamed event is decoded whole and judged by its ``type``.
+"""
 
 from __future__ import annotations
 
 import msgspec
 
 from gateway.ir import Usage
-from gateway.streaming.sse import SSEDecoder
+from gateway.streaming.sse import SSEDecoder, SSEEvent
 
 
 class _InputDetails(msgspec.Struct):
@@ -44,7 +50,12 @@ class _EventView(msgspec.Struct):
     response: _ResponseView | None = None
 
 
+class _DeltaView(msgspec.Struct):
+    delta: str | None = None
+
+
 _decode_event = msgspec.json.Decoder(_EventView)
+_decode_delta = msgspec.json.Decoder(_DeltaView)
 decode_response_view = msgspec.json.Decoder(_ResponseView).decode
 _FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
@@ -68,8 +79,16 @@ class ResponsesStreamSniffer:
         self._note(self._sse.finish())
         return b""
 
-    def _note(self, events: list) -> None:  # type: ignore[type-arg]
+    def _note(self, events: list[SSEEvent]) -> None:
         for ev in events:
+            name = ev.event
+            if name is not None and name not in _FINAL:
+                if name.endswith(".delta") and "arguments" not in name:
+                    try:
+                        self.chars += len(_decode_delta.decode(ev.data).delta or "")
+                    except (msgspec.DecodeError, msgspec.ValidationError):
+                        pass
+                continue
             try:
                 view = _decode_event.decode(ev.data)
             except (msgspec.DecodeError, msgspec.ValidationError):

@@ -1,0 +1,132 @@
+"""The relay's usage sniffers read only what the usage record needs: Anthropic text events
+are measured without the provider decoder, Responses deltas without the whole event. The
+record must come out as if every event were decoded, however the stream is split."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.errors import UpstreamInvalidResponse, UpstreamStatus, UpstreamUnavailable
+from gateway.ir import Usage
+from gateway.providers.anthropic import AnthropicStreamDecoder
+from gateway.streaming.responses_sniff import ResponsesStreamSniffer
+from gateway.streaming.sniff import EventSniffer, anthropic_block_chars
+
+
+def sse(obj: object, event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+def anthropic(obj: dict) -> bytes:  # type: ignore[type-arg]
+    return sse(obj, obj["type"])
+
+
+def block_delta(index: int, **delta: str) -> bytes:
+    return anthropic({"type": "content_block_delta", "index": index, "delta": delta})
+
+
+ANTHROPIC_HEAD = anthropic({"type": "message_start", "message": {
+    "id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": [],
+    "stop_reason": None, "usage": {"input_tokens": 11, "output_tokens": 1}}})
+ANTHROPIC_BODY = b"".join([
+    anthropic({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+    block_delta(0, type="thinking_delta", thinking="Let me think."),
+    block_delta(0, type="signature_delta", signature="c2lnbmF0dXJl"),
+    anthropic({"type": "content_block_stop", "index": 0}),
+    anthropic({"type": "ping"}),
+    anthropic({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": "Héllo"}}),
+    block_delta(1, type="text_delta", text=" wörld \"quoted\"\n"),
+    anthropic({"type": "content_block_stop", "index": 1}),
+    anthropic({"type": "content_block_start", "index": 2,
+               "content_block": {"type": "tool_use", "id": "toolu_1", "name": "read", "input": {}}}),
+    block_delta(2, type="input_json_delta", partial_json='{"path": '),
+    block_delta(2, type="input_json_delta", partial_json='"a.txt"}'),
+    anthropic({"type": "content_block_stop", "index": 2}),
+])
+ANTHROPIC_TAIL = (anthropic({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 42}})
+                  + anthropic({"type": "message_stop"}))
+ANTHROPIC_CHARS = len("Let me think.") + len("Héllo") + len(' wörld "quoted"\n') + len('{"path": "a.txt"}')
+
+
+def relay(sniffer, stream: bytes, cut: int):  # type: ignore[no-untyped-def]
+    out = sniffer.relay(stream[:cut]) + sniffer.relay(stream[cut:]) + sniffer.finish()
+    assert out == stream  # relayed untouched
+    return sniffer
+
+
+def measured() -> EventSniffer:
+    return EventSniffer(AnthropicStreamDecoder("a"), anthropic_block_chars)
+
+
+def test_anthropic_text_is_measured_and_usage_decoded_at_every_split() -> None:
+    stream = ANTHROPIC_HEAD + ANTHROPIC_BODY + ANTHROPIC_TAIL
+    for cut in range(len(stream) + 1):
+        sniffer = relay(measured(), stream, cut)
+        assert (sniffer.usage, sniffer.chars, sniffer.error) == (Usage(11, 42), ANTHROPIC_CHARS, None), cut
+
+
+def test_anthropic_measure_agrees_with_the_full_decoder() -> None:
+    stream = ANTHROPIC_HEAD + ANTHROPIC_BODY + ANTHROPIC_TAIL
+    full = relay(EventSniffer(AnthropicStreamDecoder("a")), stream, 0)
+    fast = relay(measured(), stream, 0)
+    assert (fast.usage, fast.chars) == (full.usage, full.chars)
+
+
+def test_anthropic_text_of_a_cut_stream_still_counts() -> None:
+    stream = ANTHROPIC_HEAD + ANTHROPIC_BODY  # no message_delta, no message_stop
+    sniffer = relay(measured(), stream, len(stream) // 2)
+    assert sniffer.usage is None and sniffer.chars == ANTHROPIC_CHARS
+    assert isinstance(sniffer.error, UpstreamUnavailable) and "before message_stop" in sniffer.error.message
+
+
+def test_anthropic_error_event_is_noted() -> None:
+    error = anthropic({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    stream = ANTHROPIC_HEAD + block_delta(0, type="text_delta", text="partial") + error
+    for cut in range(len(stream) + 1):
+        sniffer = relay(measured(), stream, cut)
+        assert isinstance(sniffer.error, UpstreamStatus) and sniffer.error.http_status == 529, cut
+        assert sniffer.chars == len("partial")
+
+
+def test_an_anthropic_block_event_that_does_not_parse_goes_to_the_decoder() -> None:
+    stream = ANTHROPIC_HEAD + b"event: content_block_delta\ndata: {not json\n\n" + ANTHROPIC_TAIL
+    sniffer = relay(measured(), stream, 0)
+    assert isinstance(sniffer.error, UpstreamInvalidResponse)
+
+
+def test_unnamed_anthropic_events_are_decoded_whole() -> None:
+    stream = (ANTHROPIC_HEAD + ANTHROPIC_BODY + ANTHROPIC_TAIL).replace(b"event: ", b": was event ")
+    sniffer = relay(measured(), stream, 0)
+    # the decoder counts a tool called without arguments as "{}"; here every tool has arguments
+    assert (sniffer.usage, sniffer.chars, sniffer.error) == (Usage(11, 42), ANTHROPIC_CHARS, None)
+
+
+def responses_stream(named: bool) -> bytes:
+    def ev(obj: dict) -> bytes:  # type: ignore[type-arg]
+        return sse(obj, obj["type"] if named else None)
+
+    response = {"id": "resp_1", "status": "in_progress", "output": [], "usage": None}
+    usage = {"input_tokens": 5, "output_tokens": 9, "input_tokens_details": {"cached_tokens": 2},
+             "output_tokens_details": {"reasoning_tokens": 3}}
+    return b"".join([
+        ev({"type": "response.created", "response": response}),
+        ev({"type": "response.reasoning_summary_text.delta", "delta": "hmm"}),
+        ev({"type": "response.output_text.delta", "delta": "Hi "}),
+        ev({"type": "response.output_text.delta", "delta": "thére"}),
+        ev({"type": "response.function_call_arguments.delta", "delta": '{"a": 1}'}),  # arguments: not text
+        ev({"type": "response.output_text.done", "text": "Hi thére"}),  # repeats the text: not counted again
+        ev({"type": "response.output_item.done", "item": {"content": [{"text": "Hi thére"}]}}),
+        ev({"type": "response.completed", "response": {**response, "status": "completed", "usage": usage}}),
+    ])
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_responses_usage_and_text_at_every_split(named: bool) -> None:
+    stream = responses_stream(named)
+    for cut in range(len(stream) + 1):
+        sniffer = relay(ResponsesStreamSniffer(), stream, cut)
+        assert sniffer.usage == Usage(5, 9, cache_read_tokens=2, reasoning_tokens=3), cut
+        assert sniffer.chars == len("hmm") + len("Hi thére"), cut
