@@ -18,7 +18,7 @@ from gateway.providers.gemini import GeminiProvider, GeminiStreamDecoder
 from gateway.providers.openai import OpenAIProvider
 from gateway.streaming.passthrough import ChatStreamSniffer, rewrite_request, sniff_completion, sniff_embeddings
 from gateway.streaming.responses_sniff import ResponsesStreamSniffer, decode_response_view
-from gateway.streaming.sniff import EventSniffer, anthropic_block_chars
+from gateway.streaming.sniff import EventSniffer, anthropic_block_chars, gemini_text_chars
 
 
 async def openai_chat(call: Call, provider: Provider, target: Target) -> Reply | None:
@@ -54,7 +54,7 @@ async def gemini(call: Call, provider: Provider, target: Target) -> Reply | None
     resp = await provider.passthrough(method, call.body, target, sse=True)
     if call.stream:
         return RawStream(ProviderStream(iter_chunks(resp, provider.name), resp),
-                         EventSniffer(GeminiStreamDecoder(provider.name)))
+                         EventSniffer(GeminiStreamDecoder(provider.name), gemini_text_chars))
     data = await read_body(resp, provider.name)
     result = gemini_provider.decode_result(data, target.model, provider.name)
     return RawReply(data, result.usage, result.output_chars())

@@ -126,3 +126,49 @@ def anthropic_block_chars(ev: SSEEvent) -> int | None:
         return None
     part = view.delta if view.delta is not None else view.content_block
     return 0 if part is None else len(part.text) + len(part.thinking) + len(part.partial_json)
+
+
+# ---- Gemini: every chunk carries text and cumulative usage; the finish chunk has the final usage
+
+class _GeminiPart(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    text: str = ""
+    thought: bool = False
+    thought_signature: str = ""
+
+
+class _GeminiContent(msgspec.Struct):
+    parts: list[_GeminiPart] = []
+
+
+class _GeminiCandidate(msgspec.Struct, rename="camel"):
+    content: _GeminiContent | None = None
+    finish_reason: str | None = None
+
+
+class _GeminiChunk(msgspec.Struct, rename="camel"):
+    candidates: list[_GeminiCandidate] = []
+    error: msgspec.Raw | None = None
+    prompt_feedback: msgspec.Raw | None = None
+
+
+_decode_gemini = msgspec.json.Decoder(_GeminiChunk)
+
+
+def gemini_text_chars(ev: SSEEvent) -> int | None:
+    """The text length of a Gemini chunk that only continues the text (text and thought parts).
+
+    None, so the decoder judges it, for a chunk with a finish reason (it carries the final
+    usage), without candidates (usage alone, a blocked prompt), with an error, with any
+    other kind of part (a function call), and one that does not parse. Usage in the chunks
+    measured here is cumulative, so the finish chunk's supersedes it.
+    """
+    try:
+        chunk = _decode_gemini.decode(ev.data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if chunk.error is not None or chunk.prompt_feedback is not None or not chunk.candidates:
+        return None
+    candidate = chunk.candidates[0]  # the decoder reads only the first, too
+    if candidate.finish_reason is not None or candidate.content is None:
+        return None
+    return sum(len(part.text) for part in candidate.content.parts)

@@ -11,8 +11,10 @@ import pytest
 from gateway.errors import UpstreamInvalidResponse, UpstreamStatus, UpstreamUnavailable
 from gateway.ir import Usage
 from gateway.providers.anthropic import AnthropicStreamDecoder
+from gateway.providers.gemini import GeminiStreamDecoder
 from gateway.streaming.responses_sniff import ResponsesStreamSniffer
-from gateway.streaming.sniff import EventSniffer, anthropic_block_chars
+from gateway.streaming.sniff import EventSniffer, anthropic_block_chars, gemini_text_chars
+from gateway.streaming.sse import SSEDecoder
 
 
 def sse(obj: object, event: str | None = None) -> bytes:
@@ -130,3 +132,66 @@ def test_responses_usage_and_text_at_every_split(named: bool) -> None:
         sniffer = relay(ResponsesStreamSniffer(), stream, cut)
         assert sniffer.usage == Usage(5, 9, cache_read_tokens=2, reasoning_tokens=3), cut
         assert sniffer.chars == len("hmm") + len("Hi thére"), cut
+
+
+def gemini_usage(out: int) -> dict:  # type: ignore[type-arg]
+    return {"promptTokenCount": 7, "candidatesTokenCount": out, "totalTokenCount": 7 + out}
+
+
+def gemini_chunk(*parts: dict, finish: str | None = None, out: int = 1) -> bytes:  # type: ignore[type-arg]
+    candidate: dict = {"content": {"role": "model", "parts": list(parts)}, "index": 0}  # type: ignore[type-arg]
+    if finish:
+        candidate["finishReason"] = finish
+    return sse({"candidates": [candidate], "usageMetadata": gemini_usage(out), "modelVersion": "gemini-x"})
+
+
+GEMINI_STREAM = b"".join([
+    gemini_chunk({"text": "Pondering", "thought": True}, out=1),
+    gemini_chunk({"text": "", "thought": True, "thoughtSignature": "c2ln"}, out=1),
+    gemini_chunk({"text": "Héllo \"there\""}, out=2),
+    gemini_chunk({"executableCode": {"language": "PYTHON", "code": "print(1)"}}, out=3),  # no place in the IR
+    gemini_chunk({"functionCall": {"name": "read", "args": {"path": "a.txt"}}}, out=4),
+    gemini_chunk({"text": ""}, finish="STOP", out=5),
+])
+GEMINI_CHARS = len("Pondering") + len('Héllo "there"') + len('{"path": "a.txt"}')  # arguments as sent
+
+
+def test_gemini_text_is_measured_and_the_finish_chunk_decoded_at_every_split() -> None:
+    full = relay(EventSniffer(GeminiStreamDecoder("g")), GEMINI_STREAM, 0)
+    assert (full.usage, full.chars, full.error) == (Usage(7, 5), GEMINI_CHARS, None)
+    for cut in range(len(GEMINI_STREAM) + 1):
+        sniffer = relay(EventSniffer(GeminiStreamDecoder("g"), gemini_text_chars), GEMINI_STREAM, cut)
+        assert (sniffer.usage, sniffer.chars, sniffer.error) == (full.usage, full.chars, None), cut
+
+
+def test_gemini_usage_in_a_chunk_after_the_finish_is_kept() -> None:
+    stream = GEMINI_STREAM + sse({"usageMetadata": gemini_usage(9)})
+    sniffer = relay(EventSniffer(GeminiStreamDecoder("g"), gemini_text_chars), stream, 0)
+    assert sniffer.usage == Usage(7, 9)
+
+
+def test_gemini_error_mid_stream_is_noted() -> None:
+    stream = gemini_chunk({"text": "partial"}) + sse({"error": {"code": 503, "message": "busy", "status": "UNAVAILABLE"}})
+    sniffer = relay(EventSniffer(GeminiStreamDecoder("g"), gemini_text_chars), stream, 0)
+    assert isinstance(sniffer.error, UpstreamStatus) and sniffer.error.http_status == 503
+    assert sniffer.chars == len("partial") and sniffer.usage is None
+
+
+def test_gemini_cut_stream_counts_its_text() -> None:
+    stream = GEMINI_STREAM.rsplit(b"data: ", 1)[0]  # no finish chunk
+    sniffer = relay(EventSniffer(GeminiStreamDecoder("g"), gemini_text_chars), stream, 0)
+    assert sniffer.usage is None and sniffer.chars == GEMINI_CHARS
+    assert isinstance(sniffer.error, UpstreamUnavailable)
+
+
+def events_of(stream: bytes):  # type: ignore[no-untyped-def]
+    decoder = SSEDecoder()
+    return decoder.feed(stream) + decoder.finish()
+
+
+def test_which_events_skip_the_decoder() -> None:
+    anthropic_measured = [anthropic_block_chars(ev) for ev in events_of(ANTHROPIC_HEAD + ANTHROPIC_BODY + ANTHROPIC_TAIL)]
+    assert anthropic_measured[0] is None and anthropic_measured[-2:] == [None, None]  # start; message_delta, stop
+    assert None not in anthropic_measured[1:-2]  # every content-block event and the ping
+    gemini_measured = [gemini_text_chars(ev) for ev in events_of(GEMINI_STREAM)]
+    assert gemini_measured == [len("Pondering"), 0, len('Héllo "there"'), None, None, None]
