@@ -12,7 +12,7 @@ import msgspec
 
 from gateway.errors import BadRequest, UpstreamInvalidResponse
 from gateway.ir import Usage
-from gateway.streaming.sse import SSEDecoder, encode_sse
+from gateway.streaming.sse import SSEDecoder, SSEEvent
 from gateway.wire import openai_chat as w
 from gateway.wire.openai_embeddings import EmbeddingsView
 
@@ -78,7 +78,7 @@ class ChatStreamSniffer:
     """Watches an OpenAI SSE stream for usage and text as it is relayed.
 
     ``relay(chunk)`` returns the bytes to send on: the chunk itself, or, when the gateway
-    added the usage request, the chunk re-framed without the usage-only event.
+    added the usage request, the chunk's whole events without the usage-only event.
     """
 
     __slots__ = ("_sse", "_drop_usage_chunk", "usage", "chars", "error")
@@ -91,22 +91,28 @@ class ChatStreamSniffer:
         self.error = None  # OpenAI in-stream errors pass to the caller as sent
 
     def relay(self, chunk: bytes) -> bytes:
-        events = self._sse.feed(chunk)
-        return self._sniff(events, chunk)
+        sse = self._sse
+        whole = sse.between_events
+        events = sse.feed(chunk)
+        return self._sniff(events, chunk, whole and sse.between_events)
 
     def finish(self) -> bytes:
-        return self._sniff(self._sse.finish(), b"")
+        return self._sniff(self._sse.finish(), b"", False)
 
-    def _sniff(self, events: list, chunk: bytes) -> bytes:  # type: ignore[type-arg]
+    def _sniff(self, events: list[SSEEvent], chunk: bytes, whole: bool) -> bytes:
+        """``whole``: the chunk began and ended between events, so it can go out as it came."""
+        drop = self._drop_usage_chunk
         kept: list[bytes] = []
+        dropped = False
         for ev in events:
-            if ev.data == b"[DONE]":
-                kept.append(ev.data)
+            data = ev.data
+            if data == b"[DONE]":
+                kept.append(data)
                 continue
             try:
-                view = _decode_chunk.decode(ev.data)
+                view = _decode_chunk.decode(data)
             except (msgspec.DecodeError, msgspec.ValidationError):
-                kept.append(ev.data)
+                kept.append(data)
                 continue
             for choice in view.choices:
                 if choice.delta is not None:
@@ -115,11 +121,20 @@ class ChatStreamSniffer:
                         self.chars += len(call)
             if view.usage is not None:
                 self.usage = openai_usage(view.usage)
-                if self._drop_usage_chunk and not view.choices:
+                if drop and not view.choices:
+                    dropped = True
                     continue
-            kept.append(ev.data)
-        if not self._drop_usage_chunk:
+            kept.append(data)
+        if not drop or (whole and not dropped):
             return chunk
-        # While the gateway may drop its own usage event, only whole events go out, re-framed:
-        # a raw chunk may end mid-event, and mixing raw halves with re-framed events corrupts the stream.
-        return b"".join(encode_sse(data) for data in kept)
+        # While the gateway may drop its own usage event, a chunk that starts or ends mid-event
+        # goes out as its whole events, re-framed: relaying raw halves next to re-framed
+        # events would corrupt the stream.
+        return b"".join(_reframe(data) for data in kept)
+
+
+def _reframe(data: bytes) -> bytes:
+    """One event of ``data``, a data line per line."""
+    if b"\n" in data:
+        data = data.replace(b"\n", b"\ndata: ")
+    return b"data: " + data + b"\n\n"

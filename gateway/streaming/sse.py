@@ -76,6 +76,11 @@ class SSEDecoder:
             _lines(block, out)
         return out
 
+    @property
+    def between_events(self) -> bool:
+        """No bytes of an unfinished event are waiting."""
+        return not self._pending
+
     def finish(self) -> list[SSEEvent]:
         out: list[SSEEvent] = []
         if self._pending:

@@ -1,6 +1,8 @@
-"""The relay's usage sniffers read only what the usage record needs: Anthropic text events
-are measured without the provider decoder, Responses deltas without the whole event. The
-record must come out as if every event were decoded, however the stream is split."""
+"""The relay's usage sniffers read only what the usage record needs: Anthropic and Gemini
+text events are measured without the provider decoder, Responses deltas without the whole
+event, and a Chat Completions chunk goes out as it came unless it must lose the gateway's
+own usage event. The record must come out as if every event were decoded, and the caller
+must get every event, however the stream is split."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ from gateway.errors import UpstreamInvalidResponse, UpstreamStatus, UpstreamUnav
 from gateway.ir import Usage
 from gateway.providers.anthropic import AnthropicStreamDecoder
 from gateway.providers.gemini import GeminiStreamDecoder
+from gateway.streaming.passthrough import ChatStreamSniffer
 from gateway.streaming.responses_sniff import ResponsesStreamSniffer
 from gateway.streaming.sniff import EventSniffer, anthropic_block_chars, gemini_text_chars
 from gateway.streaming.sse import SSEDecoder
+from tests.streaming.test_sse_decoder import spec_events
 
 
 def sse(obj: object, event: str | None = None) -> bytes:
@@ -195,3 +199,41 @@ def test_which_events_skip_the_decoder() -> None:
     assert None not in anthropic_measured[1:-2]  # every content-block event and the ping
     gemini_measured = [gemini_text_chars(ev) for ev in events_of(GEMINI_STREAM)]
     assert gemini_measured == [len("Pondering"), 0, len('Héllo "there"'), None, None, None]
+
+
+CHAT_EVENTS = [
+    b'{"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}',
+    b'{"id":"a","choices":[{"index":0,"delta":{"content":"Hi "}}]}',
+    b'{"id":"a","choices":[{"index":0,"delta":{"content":"there"}}]}',
+    b'{"id":"a","choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}',
+    b"[DONE]",
+]
+
+
+def chat_stream(framing: str) -> bytes:
+    if framing == "plain":
+        return b"".join(b"data: " + e + b"\n\n" for e in CHAT_EVENTS)
+    # CRLF, a keep-alive comment, and an event split over two data lines
+    first, *rest = CHAT_EVENTS
+    return (b": keep-alive\r\n\r\n" + b"data: " + first[:20] + b"\r\ndata: " + first[20:] + b"\r\n\r\n"
+            + b"".join(b"data: " + e + b"\r\n\r\n" for e in rest))
+
+
+@pytest.mark.parametrize("framing", ["plain", "crlf, comments, split data"])
+def test_the_gateways_usage_event_is_dropped_and_the_rest_intact_at_every_split(framing: str) -> None:
+    stream = chat_stream(framing)
+    expected = [e.data for e in spec_events(stream) if b'"usage"' not in e.data]
+    for a in range(len(stream) + 1):
+        for b in range(a, len(stream) + 1, 7):
+            sniffer = ChatStreamSniffer(drop_usage_chunk=True)
+            out = sniffer.relay(stream[:a]) + sniffer.relay(stream[a:b]) + sniffer.relay(stream[b:]) + sniffer.finish()
+            data = [e.data for e in spec_events(out)]
+            data = [d.replace(b"\n", b"") for d in data]  # an event split over data lines joins with "\n"
+            assert data == [d.replace(b"\n", b"") for d in expected], (a, b)
+            assert sniffer.usage == Usage(4, 2) and sniffer.chars == len("Hi there"), (a, b)
+
+
+def test_whole_chunks_without_the_usage_event_go_out_as_they_came() -> None:
+    sniffer = ChatStreamSniffer(drop_usage_chunk=True)
+    chunk = b": keep-alive\r\n\r\ndata: " + CHAT_EVENTS[1] + b"\r\n\r\n"
+    assert sniffer.relay(chunk) is chunk
