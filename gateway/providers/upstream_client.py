@@ -16,6 +16,9 @@ the reader as they arrive, with reading paused while too much is buffered.
   for ``Connection: close``; one abandoned early (an early stop, a cancelled reader, a
   timeout) closes its connection, which also tells the upstream to stop generating.
 - Interim responses (``100 Continue``, ``103 Early Hints``) are skipped.
+- New connections: the origin's addresses are resolved once per ``DNS_TTL`` (concurrent
+  connects share one lookup), then tried with Happy Eyeballs (RFC 8305, 250 ms apart), as
+  aiohttp does, so a dead IPv6 route does not eat the connect timeout.
 - No ``Accept-Encoding`` is sent, so bodies arrive unencoded; HTTP proxies from the
   environment are not used (the gateway is normally the proxy).
 
@@ -28,10 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 
+import aiohappyeyeballs
 import httptools
 from yarl import URL
 
@@ -39,6 +44,10 @@ from yarl import URL
 HIGH_WATER = 256 * 1024
 #: An idle connection older than this is closed instead of reused (aiohttp's keep-alive default).
 IDLE_SECONDS = 60.0
+#: Seconds an origin's resolved addresses are reused (aiohttp's ttl_dns_cache default).
+DNS_TTL = 300.0
+#: Happy Eyeballs: the next address is tried this long after the previous one started.
+HAPPY_EYEBALLS_DELAY = 0.25
 #: Request heads cached per pool, by method and path (Gemini paths carry the model).
 _HEAD_CACHE = 256
 
@@ -367,6 +376,9 @@ class OriginPool:
         self._open = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._heads: dict[tuple[str, str], bytes] = {}
+        self._addresses: list[tuple] = []  # type: ignore[type-arg]
+        self._resolved_until = 0.0
+        self._resolving: asyncio.Future[list[tuple]] | None = None  # type: ignore[type-arg]
 
     def forget(self, conn: _Connection) -> None:
         """A connection closed: an idle one leaves the pool (a busy one is put back, then dropped)."""
@@ -438,16 +450,41 @@ class OriginPool:
                     self._wake_one()  # pass the turn on rather than lose it
                 raise
 
+    async def _resolve(self) -> list[tuple]:  # type: ignore[type-arg]
+        """The origin's addresses: cached for ``DNS_TTL``; one lookup shared by concurrent connects."""
+        if self._addresses and time.monotonic() < self._resolved_until:
+            return self._addresses
+        if self._resolving is None:
+            loop = asyncio.get_running_loop()
+            self._resolving = asyncio.ensure_future(loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM))
+            self._resolving.add_done_callback(self._resolved)
+        # Shielded: a caller giving up must not cancel the lookup the others wait on.
+        return await asyncio.shield(self._resolving)
+
+    def _resolved(self, lookup: asyncio.Future[list[tuple]]) -> None:  # type: ignore[type-arg]
+        self._resolving = None
+        if not lookup.cancelled() and lookup.exception() is None and lookup.result():
+            self._addresses = lookup.result()
+            self._resolved_until = time.monotonic() + DNS_TTL
+
     async def _connect(self, deadline: Deadline) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(deadline.wait(deadline.connect)):
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port, ssl=self.ssl,
-                    server_hostname=self.host if self.ssl else None,
-                )
+                addresses = await self._resolve()
+                if not addresses:
+                    raise ConnectFailed(f"no address for {self.host}")
+                sock = await aiohappyeyeballs.start_connection(addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY)
+                try:
+                    _, conn = await loop.create_connection(
+                        lambda: _Connection(self), sock=sock, ssl=self.ssl,
+                        server_hostname=self.host if self.ssl else None,
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
         except OSError as exc:
-            raise ConnectFailed(exc.strerror or type(exc).__name__) from None
+            raise ConnectFailed(exc.strerror or str(exc) or type(exc).__name__) from None
         return conn
 
     def _head(self, method: str, url: URL, headers: Mapping[str, str], length: int) -> bytes:

@@ -530,3 +530,71 @@ async def test_a_connection_idle_too_long_is_closed_not_reused(app_server, monke
     assert await (await pool.request("POST", base / "ok", {}, b"", deadline())).read() == b"ok"
     assert len(set(app["ports"])) == 2 and pool._open == 1  # noqa: SLF001
     pool.close()
+
+
+async def test_concurrent_connects_share_one_address_lookup(app_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    if not isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop):
+        pytest.skip("uvloop resolves names inside libuv, not through socket.getaddrinfo")
+    _, start = app_server
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(body=b"ok")
+
+    base = await start([web.post("/ok", ok)])
+    lookups: list[str] = []
+    getaddrinfo = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **kw: (lookups.append(host), getaddrinfo(host, *a, **kw))[1])
+    url = base.with_host("localhost") / "ok"
+    pool = OriginPool(url, limit=8)
+
+    async def one() -> bytes:
+        return await (await pool.request("POST", url, {}, b"", deadline())).read()
+
+    assert await asyncio.gather(*(one() for _ in range(8))) == [b"ok"] * 8
+    assert lookups == ["localhost"] and pool._open == 8  # noqa: SLF001 - eight connections, one lookup
+    pool.close()
+
+
+async def test_connections_send_without_delay(app_server) -> None:  # type: ignore[no-untyped-def]
+    _, start = app_server
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(body=b"ok")
+
+    base = await start([web.post("/ok", ok)])
+    pool = OriginPool(base, limit=1)
+    assert await (await pool.request("POST", base / "ok", {}, b"", deadline())).read() == b"ok"
+    sock = pool._idle[0].transport.get_extra_info("socket")  # noqa: SLF001
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)  # a request head is never held back by Nagle
+    pool.close()
+
+
+async def test_an_address_that_never_answers_does_not_hold_up_the_next(app_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _, start = app_server
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(body=b"ok")
+
+    base = await start([web.post("/ok", ok)])
+    # A listener that never accepts, its queue filled: the kernel drops further SYNs, so a
+    # connect to it hangs (as to a blackholed IPv6 route) until the connect timeout.
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(0)
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(hung.getsockname())
+        pool = OriginPool(base, limit=1)
+        tcp = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+
+        async def addresses() -> list[tuple]:  # type: ignore[type-arg]
+            return [(*tcp, hung.getsockname()), (*tcp, ("127.0.0.1", base.port))]
+
+        monkeypatch.setattr(pool, "_resolve", addresses)
+        # Happy Eyeballs starts the second address while the first still hangs.
+        resp = await pool.request("POST", base / "ok", {}, b"", Deadline(5.0, 10.0, 30.0))
+        assert await resp.read() == b"ok"
+        pool.close()
+        for filler in fillers:
+            filler.close()
