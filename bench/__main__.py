@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile-target", default="passthrough", help="profile: which gateway target to load")
     run.add_argument("--profile-seconds", type=float, default=20.0)
     run.add_argument("--keep-workdir", action="store_true", help="keep configs and process logs")
+    run.add_argument("--before", metavar="TREE", help="ab: a checkout of the commit to compare against "
+                     "(git worktree add /tmp/before HEAD~1)")
+    run.add_argument("--after", metavar="TREE", help="ab: a checkout to use as the after side (default: this one)")
+    run.add_argument("--ab-rounds", type=int, default=5, help="ab: interleaved rounds (default 5)")
+    run.add_argument("--ab-name", default="", help="ab: names the results file (<date>-ab-<name>)")
     setup = sub.add_parser("setup", help="install wrk, nginx, litellm, portkey, py-spy (bench-locally)")
     # No choices= here: argparse checks a nargs="*" default against them and refuses [].
     setup.add_argument("what", nargs="*", metavar="WHAT", help="any of: wrk, nginx, litellm, portkey, py-spy (default: all)")
@@ -59,7 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         quick=args.quick, baselines=baselines, driver=args.driver, soak_seconds=args.soak_seconds,
         postgres_dsn=args.postgres_dsn, keep_workdir=args.keep_workdir,
         extra={"stream_workers2": args.stream_workers2, "profile_target": args.profile_target,
-               "profile_seconds": args.profile_seconds},
+               "profile_seconds": args.profile_seconds, "before": args.before, "after": args.after, "ab_rounds": args.ab_rounds,
+               "ab_name": args.ab_name},
     )
     command = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     signal.signal(signal.SIGTERM, _on_signal)

@@ -73,6 +73,12 @@ class Session:
             return Gateway()
         if name == "gateway-w2":
             return Gateway(workers=2)
+        if name in ("gateway-before", "gateway-after"):
+            side = name.removeprefix("gateway-")
+            tree = self.options.extra.get(side)
+            if not tree:
+                raise Unavailable(f"no --{side} tree given")
+            return Gateway(tree=Path(tree).resolve(), name=name)
         if name == "direct":
             return Direct()
         if name == "aiohttp-proxy":
@@ -88,7 +94,12 @@ class Session:
         if name in self.unavailable:
             return None
         env = self.start_upstream()
-        system = self._make(name)
+        try:
+            system = self._make(name)
+        except Unavailable as exc:
+            self.unavailable[name] = str(exc)
+            self.log(f"{name} skipped: {exc}")
+            return None
         self.log(f"starting {name} ...")
         try:
             system.start(env)

@@ -120,9 +120,13 @@ class Gateway(System):
     Anthropic Messages and Gemini callers reach ``pass-<mode>`` translated.
     """
 
-    def __init__(self, workers: int = 1, storage: str = "sqlite", postgres_dsn: str = "") -> None:
-        super().__init__("gateway" if workers == 1 else f"gateway-w{workers}", role="sut")
+    def __init__(self, workers: int = 1, storage: str = "sqlite", postgres_dsn: str = "",
+                 tree: Path | None = None, name: str = "") -> None:
+        """``tree``: run the gateway package of another checkout (a worktree of an older
+        commit, for before/after rounds) instead of this one's."""
+        super().__init__(name or ("gateway" if workers == 1 else f"gateway-w{workers}"), role="sut")
         self.workers = workers
+        self.tree = tree
         self.storage = storage
         self.postgres_dsn = postgres_dsn
         self.skipped: dict[str, str] = {}
@@ -165,7 +169,7 @@ class Gateway(System):
             self.name,
             [sys.executable, "-m", "gateway", "serve", "--config", str(cfg), "--port", str(self.port),
              "--workers", str(self.workers)],
-            cores=cores, cwd=env.workdir,
+            cores=cores, cwd=env.workdir, env={"PYTHONPATH": str(self.tree)} if self.tree else None,
         )
         wait_http(f"http://127.0.0.1:{self.port}/healthz", self.child, 60, expect=(200,))
         for target in TRANSLATED:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.report import Report
-from bench.scenarios import latency, memory, profile, streaming, sustained, throughput, usage_writer, workers
+from bench.scenarios import ab, latency, memory, profile, streaming, sustained, throughput, usage_writer, workers
 from bench.session import Session
 
 Scenario = Callable[[Session, Report], None]
@@ -19,6 +19,7 @@ SCENARIOS: dict[str, Scenario] = {
     "usage-writer": usage_writer.run,
     "workers": workers.run,
     "profile": profile.run,
+    "ab": ab.run,
 }
-#: What ``python -m bench run`` does with no scenario named (profile is asked for by name).
+#: What ``python -m bench run`` does with no scenario named (profile and ab are asked for by name).
 DEFAULT = ("latency", "throughput", "sustained", "streaming", "memory", "usage-writer", "workers")

@@ -22,12 +22,16 @@ from bench.session import Session
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
-# Own-time areas, by the frame's file path (first match wins).
+# Own-time areas, by the frame's file path (first match wins). The upstream client is its
+# own area; aiohttp's parser, streams and helpers, yarl and multidict serve both its server
+# and its client, so they are counted apart rather than charged to either.
 AREAS = (
-    ("aiohttp client", ("aiohttp/client", "aiohttp/connector", "aiohttp/streams", "aiohttp/http_writer",
-                        "aiohttp/tracing", "aiohttp/helpers", "aiohttp/cookiejar", "aiohttp/_http_parser",
-                        "aiohttp/http_parser", "yarl/", "multidict/", "aiohappyeyeballs")),
+    ("upstream client (gateway)", ("gateway/providers/upstream_client", "gateway/providers/http.py", "httptools",
+                                   "aiohappyeyeballs")),
+    ("aiohttp client", ("aiohttp/client", "aiohttp/connector", "aiohttp/tracing", "aiohttp/cookiejar")),
     ("aiohttp server", ("aiohttp/web", "aiohttp/base_protocol", "aiohttp/abc")),
+    ("aiohttp shared (parser, writer, streams, helpers), yarl, multidict",
+     ("aiohttp/", "yarl/", "multidict/")),
     ("logging", ("logging/",)),
     ("prometheus", ("prometheus_client",)),
     ("gateway", ("gateway/",)),
