@@ -25,9 +25,9 @@ from gateway.ir import (
 )
 from gateway.providers.base import Provider, ProviderStream, Target, decoded_stream
 from gateway.providers.http import HttpClients, decode_json, read_body, send
+from gateway.providers.upstream_client import UpstreamResponse
 from gateway.streaming.sse import SSEEventDecoder
 from gateway.wire import anthropic as w
-from gateway.providers.upstream_client import UpstreamResponse
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; the IR may leave it unset.

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
 import msgspec
 from yarl import URL
-from contextlib import aclosing
-from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
 from gateway.config import ProviderConfig, Timeouts
 from gateway.errors import UpstreamTimeout

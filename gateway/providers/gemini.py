@@ -30,9 +30,9 @@ from gateway.ir import (
 from gateway.ir.result import estimate_tokens
 from gateway.providers.base import Provider, ProviderStream, Target, decoded_stream
 from gateway.providers.http import HttpClients, decode_json, read_body, send
+from gateway.providers.upstream_client import UpstreamResponse
 from gateway.streaming.sse import SSEEventDecoder
 from gateway.wire import gemini as w
-from gateway.providers.upstream_client import UpstreamResponse
 
 _EMPTY_OBJECT = msgspec.Raw(b"{}")
 _json_object = msgspec.json.Decoder(dict[str, msgspec.Raw])

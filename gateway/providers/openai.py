@@ -21,9 +21,9 @@ from gateway.ir.result import estimate_tokens
 from gateway.providers.base import Provider, ProviderStream, Target, decoded_stream
 from gateway.providers.http import HttpClients, decode_json, read_body, send
 from gateway.providers.openai_chat_translation import OpenAIChatStreamDecoder, decode_result, encode_request
+from gateway.providers.upstream_client import UpstreamResponse
 from gateway.streaming.passthrough import openai_usage
 from gateway.wire import openai_embeddings as we
-from gateway.providers.upstream_client import UpstreamResponse
 
 _encode = msgspec.json.Encoder()
 _decode_embeddings = msgspec.json.Decoder(we.UpstreamEmbeddings)
