@@ -249,3 +249,75 @@ async def test_a_bug_mid_encoded_stream_ends_the_body_with_an_error_event(mock_g
     assert "Internal error; see the gateway log" in str(info.value)
     (row,) = await mock_gateway.usage_rows(1)
     assert (row["status_code"], row["error_code"]) == (500, "internal_error")
+
+
+async def test_a_bug_while_closing_a_relayed_stream_ends_the_body_without_a_second_status_line(
+        make_gateway, start_upstream, monkeypatch):
+    """The upstream stream is closed after the last chunk went out: a failure there is past
+    the point where the edge could still answer with a status."""
+    from gateway.providers.base import ProviderStream
+
+    original = ProviderStream.aclose
+
+    async def failing_aclose(self):  # type: ignore[no-untyped-def]
+        await original(self)
+        raise RuntimeError("a bug in the gateway")
+
+    monkeypatch.setattr(ProviderStream, "aclose", failing_aclose)
+    up = await start_upstream("openai")
+    gw = await upstream_gateway(make_gateway, up.url + "/v1", "echo")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url("/v1/chat/completions"), headers=AUTH,
+                          json={"model": "ep", "stream": True, "messages": [{"role": "user", "content": "x"}]}) as r:
+            assert r.status == 200
+            body = await r.read()
+    assert b"HTTP/1.1" not in body and b"Internal error; see the gateway log for request" in body
+    (row,) = await gw.usage_rows(1)
+    assert (row["status_code"], row["error_code"]) == (500, "internal_error")
+    assert row["output_tokens"] > 0  # what was streamed is still counted
+
+
+async def test_a_bug_after_a_stream_was_written_is_not_answered_with_a_new_response(mock_gateway: Gateway, monkeypatch):
+    """Whatever raises once a stream's status line is out, the edge ends that stream (with
+    the API's error event) instead of rendering a 500 into its body."""
+    from gateway.server import chat_flow
+
+    original = chat_flow.stream_events
+
+    async def then_fail(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await original(*args, **kwargs)
+        raise RuntimeError("a bug in the gateway")
+
+    monkeypatch.setattr(chat_flow, "stream_events", then_fail)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(mock_gateway.url("/anthropic/v1/messages"), headers=AUTH,
+                          json={"model": "mock-chat", "max_tokens": 50, "stream": True,
+                                "messages": [{"role": "user", "content": "hello"}]}) as r:
+            assert r.status == 200
+            body = await r.read()
+    assert b"HTTP/1.1" not in body and body.count(b"event: message_stop") == 1
+    (row,) = await mock_gateway.usage_rows(1)
+    assert (row["status_code"], row["error_code"], row["streaming"]) == (500, "internal_error", 1)
+    assert row["output_tokens"] > 0
+
+
+async def test_an_encoder_that_cannot_be_made_closes_the_provider_stream(make_gateway, start_upstream, monkeypatch):
+    """The provider stream is open once routing returns: a failure before the first write
+    must close it, not leave the upstream streaming to nobody."""
+    from gateway.server.anthropic_api import ANTHROPIC
+
+    def no_encoder(call):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug in the gateway")
+
+    monkeypatch.setattr(ANTHROPIC, "stream_encoder", no_encoder)
+    up = await start_upstream("openai")
+    gw = await upstream_gateway(make_gateway, up.url + "/v1", "slow-stream")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url("/anthropic/v1/messages"), headers=AUTH,
+                          json={"model": "ep", "max_tokens": 50, "stream": True,
+                                "messages": [{"role": "user", "content": "x"}]}) as r:
+            assert r.status == 500
+            assert (await r.json())["error"]["type"] == "api_error"
+    await asyncio.wait_for(up.recorder.cancelled.wait(), 10)
+    (row,) = await gw.usage_rows(1)
+    assert (row["status_code"], row["error_code"]) == (500, "internal_error")

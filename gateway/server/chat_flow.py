@@ -106,10 +106,15 @@ async def serve_chat(request: web.Request, api: ChatAPI, call: Call) -> web.Stre
     if isinstance(reply, ResultReply):
         record_usage(ctx, reply.result.usage, input_chars(call), reply.result.output_chars())
         return json_reply(ctx, api.encode_result(call, reply.result))
-    content_type = api.stream_content_type(call)
-    if isinstance(reply, RawStream):
-        return await relay_raw_stream(request, ctx, reply, api.raw_error_event, input_chars(call), content_type)
-    if isinstance(reply, EventStream):
-        encoder = api.stream_encoder(call)
+    if isinstance(reply, (RawStream, EventStream)):
+        # The provider stream is open: whatever fails before a writer owns it must close it.
+        try:
+            content_type = api.stream_content_type(call)
+            encoder = api.stream_encoder(call) if isinstance(reply, EventStream) else None
+        except BaseException:
+            await reply.stream.aclose()
+            raise
+        if encoder is None:
+            return await relay_raw_stream(request, ctx, reply, api.raw_error_event, input_chars(call), content_type)
         return await stream_events(request, ctx, reply, encoder, encoder.error_event, input_chars(call), content_type)
     raise AssertionError(f"unexpected reply {type(reply).__name__}")

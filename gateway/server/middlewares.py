@@ -23,6 +23,7 @@ from gateway.codecs.errors import ERROR_BODIES, dialect_for_path
 from gateway.errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, Unauthenticated, error_label
 from gateway.pipeline.call import RequestContext
 from gateway.server.auth import extract_token
+from gateway.server.responding import STARTED_STREAM
 from gateway.state import CONTEXT, INFERENCE_WRITER, TOKENS, WRITER
 
 log = logging.getLogger("gateway.server")
@@ -113,13 +114,8 @@ async def edge(request: web.Request, handler) -> web.StreamResponse:  # type: ig
             if tags:
                 ctx.record.request_tags = parse_tags(tags)
         resp = await handler(request)
-    except GatewayError as err:
-        resp = _failed(request, ctx, err)
-    except web.HTTPException as exc:
-        resp = _failed(request, ctx, _as_gateway_error(exc))
-    except Exception:
-        log.exception("request %s: unhandled error", request_id)
-        resp = _failed(request, ctx, GatewayError("Internal error; see the gateway log for request " + request_id))
+    except Exception as exc:  # noqa: BLE001 - the edge: every failure becomes an answer in the caller's shape
+        resp = await _failed(request, ctx, exc)
     finally:
         metrics.IN_FLIGHT.dec()
         if api_type is not None:
@@ -140,7 +136,21 @@ def authenticate(request: web.Request, ctx: RequestContext) -> None:
     ctx.record.requester = principal.name
 
 
-def _failed(request: web.Request, ctx: RequestContext, err: GatewayError) -> web.Response:
+async def _failed(request: web.Request, ctx: RequestContext, exc: Exception) -> web.StreamResponse:
+    started = request.get(STARTED_STREAM)
+    if started is not None:
+        # The status line is out: end that body with the API's error event (if it is not
+        # complete yet) instead of rendering a second response into it.
+        await started.fail(exc)
+        await started.end()
+        return started.response
+    if isinstance(exc, GatewayError):
+        err = exc
+    elif isinstance(exc, web.HTTPException):
+        err = _as_gateway_error(exc)
+    else:
+        log.error("request %s: unhandled error", ctx.request_id, exc_info=exc)
+        err = GatewayError("Internal error; see the gateway log for request " + ctx.request_id)
     ctx.record.error_code = error_label(err)
     return error_response(request, err, ctx.request_id)
 

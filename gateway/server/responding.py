@@ -18,6 +18,7 @@ from gateway.ir import Usage
 from gateway.ir.result import estimate_tokens
 from gateway.pipeline.call import RequestContext
 from gateway.pipeline.replies import EventStream, RawStream
+from gateway.providers.base import ProviderStream
 
 log = logging.getLogger("gateway.server")
 
@@ -57,24 +58,77 @@ def _stream_failed(ctx: RequestContext, err: GatewayError) -> None:
     ctx.record.error_code = error_label(err)
 
 
-async def _fail_in_stream(ctx: RequestContext, resp: web.StreamResponse, exc: Exception,
-                          error_event: Callable[[GatewayError], bytes]) -> None:
-    """End a started stream with the API's error event: the status line is already sent."""
-    if isinstance(exc, GatewayError):
-        err = exc
-    else:
-        log.exception("request %s: unhandled error mid-stream", ctx.request_id)
-        err = GatewayError("Internal error; see the gateway log for request " + ctx.request_id)
-    _stream_failed(ctx, err)
-    event = error_event(err)
-    await _write_quietly(resp, event)
-    if ctx.capture is not None:
-        ctx.capture.add(event)
+class StartedStream:
+    """A stream whose status line is sent: from here on a failure can only end its body.
+
+    Kept on the request (``STARTED_STREAM``) so that the edge, should anything still raise
+    after a stream writer returned, ends this body instead of rendering a response into it.
+    """
+
+    __slots__ = ("ctx", "response", "error_event", "failed", "ended")
+
+    def __init__(self, ctx: RequestContext, response: web.StreamResponse,
+                 error_event: Callable[[GatewayError], bytes]) -> None:
+        self.ctx = ctx
+        self.response = response
+        self.error_event = error_event
+        self.failed = False  # an error event was written (or the caller is gone): write no other
+        self.ended = False
+
+    async def fail(self, exc: BaseException) -> None:
+        """End the body with the API's error event for ``exc``; the usage record says why."""
+        ctx = self.ctx
+        if isinstance(exc, GatewayError):
+            err = exc
+        else:
+            log.error("request %s: unhandled error mid-stream", ctx.request_id, exc_info=exc)
+            err = GatewayError("Internal error; see the gateway log for request " + ctx.request_id)
+        if self.failed:
+            return  # the caller was told already, or is gone: the record keeps that first cause
+        self.failed = True
+        _stream_failed(ctx, err)
+        if self.ended or not self.response.prepared:
+            return  # the body is complete (or never began): too late for an event, not for the record
+        try:
+            event = self.error_event(err)
+        except Exception:  # noqa: BLE001 - the encoder itself is broken: end the body without an event
+            log.exception("request %s: the stream's error event could not be encoded", ctx.request_id)
+            return
+        await _write_quietly(self.response, event)
+        if ctx.capture is not None:
+            ctx.capture.add(event)
+
+    def client_gone(self) -> None:
+        self.failed = self.ended = True  # nothing more can be sent
+        self.ctx.record.status_code = CLIENT_CLOSED
+        self.ctx.record.error_code = "client_disconnected"
+
+    async def settle(self, stream: ProviderStream, account: Callable[[], None]) -> None:
+        """Close the upstream stream and put usage on the record: neither may raise into
+        the edge, which can no longer answer with a status of its own."""
+        try:
+            await stream.aclose()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            await self.fail(exc)
+        try:
+            account()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            await self.fail(exc)
+
+    async def end(self) -> None:
+        if not self.ended and self.response.prepared:
+            self.ended = True
+            await _end_quietly(self.response)
 
 
-def _client_gone(ctx: RequestContext) -> None:
-    ctx.record.status_code = CLIENT_CLOSED
-    ctx.record.error_code = "client_disconnected"
+#: The started stream of a request, for the edge (see ``StartedStream``).
+STARTED_STREAM = web.RequestKey("started_stream", StartedStream)
+
+
+async def _start(request: web.Request, started: StartedStream) -> None:
+    await started.response.prepare(request)
+    request[STARTED_STREAM] = started
+    started.ctx.record.status_code = 200
 
 
 async def relay_raw_stream(
@@ -85,10 +139,10 @@ async def relay_raw_stream(
     sniffer = reply.sniffer
     stream = reply.stream
     capture = ctx.capture
-    resp = _stream_response(ctx, content_type)
+    started = StartedStream(ctx, _stream_response(ctx, content_type), error_event)
+    resp = started.response
     try:
-        await resp.prepare(request)
-        ctx.record.status_code = 200
+        await _start(request, started)
         async for chunk in stream:
             out = sniffer.relay(chunk)
             if out:
@@ -102,21 +156,20 @@ async def relay_raw_stream(
             if capture is not None:
                 capture.add(tail)
         if sniffer.error is not None:  # the upstream's own error event, relayed as sent
+            started.failed = True
             _stream_failed(ctx, sniffer.error)
     except (ConnectionResetError, asyncio.CancelledError) as exc:
         # The caller went away: a failed write, or aiohttp cancelling the handler.
-        _client_gone(ctx)
+        started.client_gone()
         if isinstance(exc, asyncio.CancelledError):
             raise
-        return resp
     except Exception as exc:  # noqa: BLE001 - the status line is sent: fail inside the body
         if not resp.prepared:
             raise
-        await _fail_in_stream(ctx, resp, exc, error_event)
+        await started.fail(exc)
     finally:
-        await stream.aclose()
-        record_usage(ctx, sniffer.usage, input_chars, sniffer.chars)
-    await _end_quietly(resp)
+        await started.settle(stream, lambda: record_usage(ctx, sniffer.usage, input_chars, sniffer.chars))
+    await started.end()
     return resp
 
 
@@ -131,10 +184,10 @@ async def stream_events(
     """
     stream = reply.stream
     capture = ctx.capture
-    resp = _stream_response(ctx, content_type)
+    started = StartedStream(ctx, _stream_response(ctx, content_type), error_event)
+    resp = started.response
     try:
-        await resp.prepare(request)
-        ctx.record.status_code = 200
+        await _start(request, started)
         async for events in stream:
             out = encoder.encode(events)
             if out:
@@ -147,18 +200,16 @@ async def stream_events(
         if capture is not None:
             capture.add(tail)
     except (ConnectionResetError, asyncio.CancelledError) as exc:
-        _client_gone(ctx)
+        started.client_gone()
         if isinstance(exc, asyncio.CancelledError):
             raise
-        return resp
     except Exception as exc:  # noqa: BLE001 - the status line is sent: fail inside the body
         if not resp.prepared:
             raise
-        await _fail_in_stream(ctx, resp, exc, error_event)
+        await started.fail(exc)
     finally:
-        await stream.aclose()
-        record_usage(ctx, encoder.usage, input_chars, encoder.output_chars)
-    await _end_quietly(resp)
+        await started.settle(stream, lambda: record_usage(ctx, encoder.usage, input_chars, encoder.output_chars))
+    await started.end()
     return resp
 
 
@@ -174,3 +225,5 @@ async def _end_quietly(resp: web.StreamResponse) -> None:
         await resp.write_eof()
     except ConnectionResetError:
         pass
+    except Exception:  # noqa: BLE001 - nothing more can be sent either way
+        log.exception("the end of a stream could not be written")
