@@ -142,14 +142,15 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if not self.busy:  # nothing was asked: the connection is out of step, never reuse it
+        if not self.busy or self.complete:  # nothing was asked: the connection is out of step, never reuse it
             self.close()
             return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(ConnectionBroken(f"unparseable response ({exc})"))
+            if not self.complete:  # a response already read whole stands; the connection does not
+                self._fail(ConnectionBroken(f"unparseable response ({exc})"))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -172,6 +173,10 @@ class _Connection(asyncio.Protocol):
         pass
 
     # -- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        if self.complete:  # bytes after the whole response, in the same read: out of step
+            raise ConnectionBroken("bytes after the response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
@@ -224,10 +229,11 @@ class _Connection(asyncio.Protocol):
     async def _wait(self, deadline: Deadline) -> None:
         if self.error is not None:
             raise self.error
+        delay = deadline.wait(deadline.read)
         loop = asyncio.get_running_loop()
         waiter = self.waiter = loop.create_future()
         # A plain timer on the future: cheaper than asyncio.timeout() for one wait per read.
-        timer = loop.call_later(deadline.wait(deadline.read), _expire, waiter)
+        timer = loop.call_later(delay, _expire, waiter)
         try:
             await waiter
         finally:

@@ -16,7 +16,7 @@ from yarl import URL
 
 from gateway.config import Timeouts
 from gateway.errors import UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
-from gateway.providers.http import send
+from gateway.providers.http import iter_chunks, send
 from gateway.providers import upstream_client
 from gateway.providers.upstream_client import ConnectFailed, ConnectionBroken, Deadline, OriginPool
 
@@ -598,3 +598,49 @@ async def test_an_address_that_never_answers_does_not_hold_up_the_next(app_serve
         pool.close()
         for filler in fillers:
             filler.close()
+
+
+async def test_bytes_after_the_response_end_its_connection_not_its_body(raw_server) -> None:  # type: ignore[no-untyped-def]
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            # Two more bytes than Content-Length says, in the same write: then a whole second answer.
+            writer.write(answer(b"200 OK", b"ok") + b"!!" if connections == 1 else answer(b"200 OK", b"ok"))
+            writer.write(answer(b"200 OK", b"unasked") if connections == 2 else b"")
+            await writer.drain()
+
+    base = await raw_server(handler)
+    pool = OriginPool(base, limit=1)
+    for _ in range(3):
+        assert await (await pool.request("POST", base, {}, b"", deadline())).read() == b"ok"
+    assert connections == 3  # neither out-of-step connection was used again
+    pool.close()
+
+
+async def test_the_total_timeout_bounds_a_stream_that_never_stalls_long(raw_server) -> None:  # type: ignore[no-untyped-def]
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            while True:  # a chunk every 10 ms, forever: no read ever waits its 10 s
+                writer.write(b"5\r\ntick \r\n")
+                await writer.drain()
+                await asyncio.sleep(0.01)
+        except ConnectionError:
+            return
+
+    base = await raw_server(handler)
+    pool = OriginPool(base, limit=1)
+    with pytest.raises(UpstreamTimeout, match="stalled mid-stream"):
+        resp = await send(pool, "POST", base, provider="p", timeouts=Timeouts(first_byte=10.0, total=0.2))
+        async for _ in iter_chunks(resp, "p"):
+            pass
+    assert pool._open == 0  # noqa: SLF001 - the timed-out stream's connection is closed
+    pool.close()
