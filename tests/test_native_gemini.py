@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from aiohttp import web
 from google import genai
 from google.genai import types
 
@@ -135,3 +136,63 @@ async def test_json_array_stream_and_errors_in_gemini_shape(make_gateway, start_
             assert r.status == 401 and (await r.json())["error"]["status"] == "UNAUTHENTICATED"
         async with s.post(gw.url("/gemini/v1beta/models/ep-ok:generateContent"), data=b"{bad", headers=headers) as r:
             assert r.status == 400 and (await r.json())["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def _interleaving_openai_upstream() -> web.Application:
+    """An OpenAI-compatible server that streams text between the pieces of two tool calls,
+    as some compatible servers do: each call starts, text arrives, then the arguments end."""
+    def chunk(delta: dict) -> bytes:
+        body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": delta}]}
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+    def call(index: int, arguments: str, name: str | None = None) -> dict:
+        piece: dict = {"index": index, "function": {"arguments": arguments}}
+        if name:
+            piece.update(id=f"call_{index}", type="function")
+            piece["function"]["name"] = name
+        return {"tool_calls": [piece]}
+
+    events = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk(call(0, '{"city": ', "get_weather")),
+        chunk({"content": "Looking "}),
+        chunk(call(0, '"Paris"}')),
+        chunk(call(1, '{"ci', "get_weather")),
+        chunk({"content": "that up."}),
+        chunk(call(1, 'ty": "Rome"}')),
+        b'data: {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": '
+        b'[{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        for event in events:
+            await resp.write(event)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+async def test_stream_with_text_between_tool_call_pieces_sends_each_call_whole(make_gateway, aiohttp_server):
+    up = await aiohttp_server(_interleaving_openai_upstream())
+    gw = await make_gateway({"up": {"kind": "openai", "api_key": UPSTREAM_KEY, "base_url": str(up.make_url("/v1"))}},
+                            [{"name": "ep", "served_entities": [{"provider": "up", "model": "m"}]}])
+    text, calls = "", []
+    async for chunk in await client(gw).aio.models.generate_content_stream(
+            model="ep", contents="weather in Paris and Rome?",
+            config=types.GenerateContentConfig(tools=[types.Tool(function_declarations=[WEATHER])])):
+        for part in chunk.candidates[0].content.parts if chunk.candidates[0].content else []:
+            if part.function_call:
+                calls.append((part.function_call.name, part.function_call.args))
+            elif part.text:
+                text += part.text
+    assert text == "Looking that up."
+    assert calls == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
+    (row,) = await gw.usage_rows(1)
+    assert (row["status_code"], row["error_code"]) == (200, None)

@@ -424,6 +424,38 @@ def test_text_arriving_while_a_call_streams_its_arguments_leaves_that_call_buffe
     assert sent == [("first", {"a": 1}), "meanwhile", ("second", {"b": 2})]
 
 
+@pytest.mark.parametrize("seed", range(200))
+def test_calls_interleaved_with_text_in_any_order_and_batching_each_go_out_once_and_whole(seed):
+    """Several calls, each started then given its arguments in pieces, interleaved with
+    text in every order a provider might choose, in batches of any size."""
+    import random
+
+    rnd = random.Random(seed)
+    calls = [(f"f{i}", {"i": i, "s": "x" * rnd.randint(0, 6)}) for i in range(rnd.randint(1, 3))]
+    lanes = []
+    for i, (name, args) in enumerate(calls):
+        text = json.dumps(args)
+        cuts = sorted(rnd.sample(range(1, len(text)), rnd.randint(0, 3)))
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+        lanes.append([ToolCallStart(i, f"c{i}", name), *(ToolCallDelta(i, p) for p in pieces)])
+    words = [TextDelta(f"w{j} ") for j in range(rnd.randint(0, 4))]
+    lanes.append(list(words))
+    events = []
+    while any(lanes):
+        events.append(rnd.choice([lane for lane in lanes if lane]).pop(0))
+    events.append(FinishEvent("tool_calls"))
+    batches, i = [], 0
+    while i < len(events):
+        n = rnd.randint(1, 4)
+        batches.append(events[i:i + n])
+        i += n
+    parts = [p for c in sse_chunks(run(codec.GeminiStreamEncoder("ep", sse=True), batches))
+             for p in ((c.candidates[0].content.parts or []) if c.candidates[0].content else [])]
+    sent = [(p.function_call.name, p.function_call.args) for p in parts if p.function_call]
+    assert sorted(sent, key=lambda c: c[0]) == calls
+    assert "".join(p.text for p in parts if p.text) == "".join(w.text for w in words)
+
+
 def test_stream_errors_keep_each_form_valid():
     err = RateLimited("slow down")
     sse = codec.stream_error_event(err, sse=True)
