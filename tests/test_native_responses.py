@@ -118,3 +118,56 @@ async def test_a_long_conversation_chains_through_the_store(make_gateway, start_
     sent = up.recorder.last["body"]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant"] * 3 + ["user"]
     assert sent[0]["content"][0]["text"] == "turn 0" and sent[-1]["content"][0]["text"] == "turn 3"
+
+
+class _RecordingDecoder:
+    """A msgspec decoder that notes every buffer it is given."""
+
+    def __init__(self, decoder, seen: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+        self._decoder = decoder
+        self._seen = seen
+
+    def decode(self, buf):  # type: ignore[no-untyped-def]
+        self._seen.append(bytes(buf))
+        return self._decoder.decode(buf)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_translated_request_is_decoded_once_and_a_stored_conversation_never_whole(
+        make_gateway, start_upstream, monkeypatch, stream):
+    import aiohttp
+    import msgspec
+
+    from gateway.codecs import openai_responses as codec
+    from gateway.streaming import passthrough as relay
+
+    seen: list[bytes] = []
+    for module in (codec, relay):
+        for name, value in list(vars(module).items()):
+            if isinstance(value, msgspec.json.Decoder):
+                monkeypatch.setattr(module, name, _RecordingDecoder(value, seen))
+    gw, up = await gateway_for(make_gateway, start_upstream, "anthropic")
+
+    async def ask(body: dict) -> tuple[bytes, str]:
+        raw = json.dumps(body).encode()
+        async with aiohttp.ClientSession() as s:
+            async with s.post(gw.url("/openai/v1/responses"), data=raw, headers={
+                    "Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}) as r:
+                assert r.status == 200
+                text = await r.text()
+        if stream:
+            done = [line for line in text.splitlines() if line.startswith("data:") and "response.completed" in line]
+            return raw, json.loads(done[0][5:])["response"]["id"]
+        return raw, json.loads(text)["id"]
+
+    first, first_id = await ask({"model": "ep-ok", "input": "first question", "stream": stream,
+                                 "tools": [WEATHER], "temperature": 0.5})
+    assert seen.count(first) == 1
+    seen.clear()
+    second, _ = await ask({"model": "ep-ok", "input": "second question", "stream": stream,
+                           "previous_response_id": first_id})
+    whole = [buf for buf in seen if b"first question" in buf and b"second question" in buf]
+    assert whole == [], "the expanded conversation was decoded again"
+    assert seen.count(second) <= 2  # to route and answer; and shallowly, to rebuild the body for OpenAI
+    sent = up.recorder.last["body"]["messages"]
+    assert [m["content"][0]["text"] for m in sent if m["role"] == "user"] == ["first question", "second question"]

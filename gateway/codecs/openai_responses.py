@@ -13,15 +13,16 @@ Degradations, by design (a same-format OpenAI endpoint is passed through and los
 - ``reasoning``, ``include``, ``store``, ``metadata``, ``truncation`` and ``prompt_cache_key``
   are not translated; the Response echoes them back. A Gemini thought signature on a tool
   call has no place in a ``function_call`` item and is dropped.
-- ``previous_response_id`` must be expanded (``expand_input``) by a state store before
-  ``decode_request``, which refuses it rather than silently forget the conversation.
+- A request is decoded once (``decode_view``); the IR is made from that (``request_ir``).
+  ``previous_response_id`` must be resolved by a state store, which hands ``request_ir``
+  the whole conversation; without one it is refused rather than silently forgotten.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET
@@ -36,15 +37,19 @@ from gateway.ir import (
 from gateway.streaming.sse import encode_sse
 from gateway.wire import openai_responses as w
 
-_decode_request = msgspec.json.Decoder(w.ResponsesRequest)
 _decode_view = msgspec.json.Decoder(w.ResponsesRequestView)
+# The settings the view keeps as the caller's JSON, read for the IR from their own bytes.
+_decode_instructions = msgspec.json.Decoder(str | None)
+_decode_tool_choice = msgspec.json.Decoder(Literal["auto", "none", "required"] | w.NamedToolChoice | None)
+_decode_text = msgspec.json.Decoder(w.TextConfig | None)
+_decode_reasoning = msgspec.json.Decoder(w.Reasoning | None)
+_decode_metadata = msgspec.json.Decoder(dict[str, str] | None)
 _decode_type = msgspec.json.Decoder(w.TypeView)
 _decode_message = msgspec.json.Decoder(w.InputMessage)
 _decode_call = msgspec.json.Decoder(w.FunctionCall)
 _decode_call_output = msgspec.json.Decoder(w.FunctionCallOutput)
 _decode_tool = msgspec.json.Decoder(w.FunctionTool)
 _decode_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_decode_input = msgspec.json.Decoder(str | list[msgspec.Raw])
 _encode = msgspec.json.Encoder()
 
 _DEFAULT_ECHO = w.ResponseEcho()
@@ -61,7 +66,7 @@ def _decode_body(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
 
 
 def decode_view(body: bytes) -> w.ResponsesRequestView:
-    """Read ``model``, ``stream``, ``store``, ``previous_response_id`` and the settings a Response repeats back."""
+    """The one decode of a request body: everything routing, the state store, the IR and the reply read."""
     return _decode_body(_decode_view, body)
 
 
@@ -69,14 +74,13 @@ _NULL_RAW = b"null"
 
 
 def echo_of(view: w.ResponsesRequestView) -> w.ResponseEcho:
-    """The settings a Response repeats back, with OpenAI's defaults where the request sent ``null``."""
-    fields = {name: getattr(view, name) for name in w.ResponseEcho.__struct_fields__}
-    for name in ("tools", "parallel_tool_calls", "store", "truncation"):
-        if fields[name] is None:
-            fields[name] = getattr(_DEFAULT_ECHO, name)
-    for name in ("tool_choice", "text", "metadata"):
-        if bytes(fields[name]) == _NULL_RAW:
-            fields[name] = getattr(_DEFAULT_ECHO, name)
+    """The settings a Response repeats back, with OpenAI's defaults where the request sent none (or ``null``)."""
+    fields = {}
+    for name in w.ResponseEcho.__struct_fields__:
+        value = getattr(view, name)
+        if value is None or (isinstance(value, msgspec.Raw) and bytes(value) == _NULL_RAW):
+            value = getattr(_DEFAULT_ECHO, name)
+        fields[name] = value
     return w.ResponseEcho(**fields)
 
 
@@ -196,69 +200,68 @@ def _response_format(text: w.TextConfig | None) -> ResponseFormat | None:
 
 def decode_request(body: bytes) -> ChatRequest:
     """Validate a Responses request body and turn it into the IR."""
-    req: w.ResponsesRequest = _decode_body(_decode_request, body)
-    if req.previous_response_id is not None:
-        raise BadRequest("previous_response_id is not supported for this endpoint; send the whole conversation "
-                         "in input", param="previous_response_id")
-    if isinstance(req.input, str):
-        system, messages = [], [Message("user", (TextPart(req.input),))]
+    return request_ir(decode_view(body))
+
+
+def request_ir(view: w.ResponsesRequestView, conversation: Sequence[msgspec.Raw] | None = None) -> ChatRequest:
+    """The IR of a decoded request.
+
+    ``conversation`` is its whole input when a state store resolved ``previous_response_id``
+    (the stored items, then ``own_items(view)``); without it such a request is refused.
+    """
+    if conversation is None:
+        if view.previous_response_id is not None:
+            raise BadRequest("previous_response_id is not supported for this endpoint; send the whole conversation "
+                             "in input", param="previous_response_id")
+        conversation = view.input
+    if isinstance(conversation, str):
+        system, messages = [], [Message("user", (TextPart(conversation),))]
     else:
-        system, messages = _conversation(req.input)
-    if req.instructions:
-        system.insert(0, req.instructions)
+        system, messages = _conversation(conversation)
+    instructions: str | None = _decode_at(_decode_instructions, view.instructions, "instructions")
+    if instructions:
+        system.insert(0, instructions)
     if not messages:
         raise BadRequest("input must contain at least one message", param="input")
-    tools = _tools(req.tools)
+    # Not translated, but refused as OpenAI would refuse them (see the module docstring).
+    _decode_at(_decode_reasoning, view.reasoning, "reasoning")
+    _decode_at(_decode_metadata, view.metadata, "metadata")
+    tools = _tools(view.tools)
     return ChatRequest(
-        model=req.model,
+        model=view.model,
         messages=tuple(messages),
         system=tuple(system),
         tools=tools,
-        tool_choice=_tool_choice(req.tool_choice, tools),
-        parallel_tool_calls=req.parallel_tool_calls,
-        temperature=req.temperature,
-        top_p=req.top_p,
-        max_tokens=req.max_output_tokens,
-        response_format=_response_format(req.text),
-        stream=bool(req.stream),
+        tool_choice=_tool_choice(_decode_at(_decode_tool_choice, view.tool_choice, "tool_choice"), tools),
+        parallel_tool_calls=view.parallel_tool_calls,
+        temperature=view.temperature,
+        top_p=view.top_p,
+        max_tokens=view.max_output_tokens,
+        response_format=_response_format(_decode_at(_decode_text, view.text, "text")),
+        stream=bool(view.stream),
         include_usage=True,  # a Responses stream always ends with usage in response.completed
-        user=req.user,
+        user=view.user,
     )
 
 
 # ---- conversation state (for a store that implements previous_response_id) ---------------
 
-def _input_of(fields: dict[str, msgspec.Raw]) -> list[msgspec.Raw]:
-    raw = fields.get("input")
-    if raw is None:
-        return []
-    try:
-        value = _decode_input.decode(raw)
-    except msgspec.ValidationError:
-        raise BadRequest("input must be a string or a list of items", param="input") from None
-    if isinstance(value, str):
-        return [msgspec.Raw(_encode.encode({"type": "message", "role": "user", "content": value}))]
-    return value
+def own_items(view: w.ResponsesRequestView) -> list[msgspec.Raw]:
+    """The request's own ``input`` as raw items; a string input becomes one user message item."""
+    if isinstance(view.input, str):
+        return [msgspec.Raw(_encode.encode({"type": "message", "role": "user", "content": view.input}))]
+    return view.input
 
 
-def input_items(body: bytes) -> list[msgspec.Raw]:
-    """The request's ``input`` as raw items; a string input becomes one user message item."""
-    return _input_of(_decode_body(_decode_fields, body))
-
-
-def expand_input(previous_items: Sequence[msgspec.Raw], body: bytes) -> tuple[bytes, list[msgspec.Raw]]:
-    """The request body with ``previous_items`` put in front of its ``input``, and the
-    request's own input items.
-
-    ``previous_items`` is the stored conversation of the response named by
-    ``previous_response_id`` (its input and output items, oldest first). The result has no
-    ``previous_response_id``; every other field is kept byte for byte.
+def expand_input(body: bytes, conversation: Sequence[msgspec.Raw]) -> bytes:
+    """The request body with ``conversation`` as its ``input`` and no ``previous_response_id``,
+    for a provider that takes the caller's bytes (OpenAI itself); every other field is kept
+    byte for byte. Only the body's top level is parsed: the items are copied as they are.
     """
     fields: dict[str, msgspec.Raw] = _decode_body(_decode_fields, body)
-    own = _input_of(fields)
-    fields["input"] = msgspec.Raw(_encode.encode([*previous_items, *own]))
+    fields["input"] = msgspec.Raw(_encode.encode(list(conversation)))
     fields.pop("previous_response_id", None)
-    return _encode.encode(fields), own
+    return _encode.encode(fields)
 
 
 # ---- IR result -> Response ---------------------------------------------------------------

@@ -32,19 +32,17 @@ class _Turn:
 
     __slots__ = ("echo", "keep", "previous", "own_input")
 
-    def __init__(self, echo: w.ResponseEcho, keep: bool, previous: str | None,
-                 own_input: list[msgspec.Raw] | None) -> None:
+    def __init__(self, echo: w.ResponseEcho, keep: bool, previous: str | None, own_input: list[msgspec.Raw]) -> None:
         self.echo = echo
         self.keep = keep
         self.previous = previous  # the stored response this one continues
-        self.own_input = own_input  # this request's own input items, when its body was expanded
+        self.own_input = own_input  # this request's own input items, what the store keeps of it
 
 
 def _keep(store: ResponseStore, call: Call, output: list[msgspec.Raw]) -> None:
     turn: _Turn = call.turn
     if turn.keep:
-        own = turn.own_input if turn.own_input is not None else codec.input_items(call.body)
-        store.put(call.reply_id, [*own, *output], previous=turn.previous)
+        store.put(call.reply_id, [*turn.own_input, *output], previous=turn.previous)
 
 
 class _StoringEncoder(codec.ResponsesStreamEncoder):
@@ -89,16 +87,21 @@ def _api_for(store: ResponseStore) -> ResponsesAPI:
 async def create_response(request: web.Request) -> web.StreamResponse:
     ctx = request[CONTEXT]
     body = await read_body(request)
-    view = codec.decode_view(body)  # every field the reply repeats, checked before a provider is paid
+    # The one decode of the body: routing, the store, the IR and the reply's echo all read
+    # this view, and a bad field is refused here, before a provider is paid.
+    view = codec.decode_view(body)
     endpoint = find_endpoint(request, ctx, view.model, "chat")
     api = _api_for(request.app[RESPONSES])
-    previous = own_input = None
+    own_input = codec.own_items(view)
+    previous = conversation = None
     if view.previous_response_id:
-        items = api.store.get(view.previous_response_id)
-        if items is not None:
+        history = api.store.get(view.previous_response_id)
+        if history is not None:
             previous = view.previous_response_id
-            body, own_input = codec.expand_input(items, body)
-    call = Call(ctx, endpoint, body, stream=bool(view.stream), include_usage=True, decode=codec.decode_request,
+            conversation = [*history, *own_input]
+            body = codec.expand_input(body, conversation)  # for OpenAI itself, which takes the bytes
+    call = Call(ctx, endpoint, body, stream=bool(view.stream), include_usage=True,
+                decode=lambda _body: codec.request_ir(view, conversation),
                 session=session_of(request, endpoint), reply_id=f"resp_{uuid.uuid4().hex}")
     call.turn = _Turn(codec.echo_of(view), view.store is not False, previous, own_input)  # storing is the default
     return await serve_chat(request, api, call)

@@ -95,42 +95,48 @@ class Reasoning(_Wire):
     summary: str | None = None
 
 
-class ResponsesRequest(_Wire):
-    model: str
-    input: str | list[msgspec.Raw] = []
-    instructions: str | None = None
-    tools: list[msgspec.Raw] | None = None
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
-    parallel_tool_calls: bool | None = None
-    max_output_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stream: bool | None = None
-    store: bool | None = None
-    previous_response_id: str | None = None
-    include: list[str] | None = None
-    reasoning: Reasoning | None = None
-    text: TextConfig | None = None
-    metadata: dict[str, str] | None = None
-    user: str | None = None
-    prompt_cache_key: str | None = None
-    truncation: str | None = None
-
-
 _NULL = msgspec.Raw(b"null")
 
 
-class ResponseEcho(msgspec.Struct):
-    """Request settings a Response object repeats back, decoded straight from the request.
+class ResponsesRequestView(msgspec.Struct):
+    """A request, decoded once, before routing: what routing, the state store, the IR and
+    the reply's echo read of it, so a bad field is refused before a provider is paid.
 
-    Defaults are what OpenAI reports when the caller did not set a field; ``null`` is
-    accepted wherever OpenAI accepts it (the codec's ``echo_of`` puts the default back).
+    Fields the Response repeats back are kept as sent (``Raw`` where the echo must be the
+    caller's own JSON), every one nullable as OpenAI accepts; absent and ``null`` look the
+    same here, and ``echo_of`` answers both with OpenAI's default. ``input`` items stay
+    ``Raw``: a reader decodes ``TypeView`` first, then only the types it understands.
     """
 
+    model: str
+    input: str | list[msgspec.Raw] = []
+    stream: bool | None = None
     instructions: msgspec.Raw = _NULL
-    tools: list[msgspec.Raw] | None = []
+    tools: list[msgspec.Raw] | None = None
+    tool_choice: msgspec.Raw = _NULL
+    parallel_tool_calls: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+    previous_response_id: str | None = None
+    reasoning: msgspec.Raw = _NULL
+    text: msgspec.Raw = _NULL
+    metadata: msgspec.Raw = _NULL
+    store: bool | None = None
+    truncation: str | None = None
+    user: str | None = None
+    prompt_cache_key: str | None = None
+    include: list[str] | None = None
+
+
+class ResponseEcho(msgspec.Struct):
+    """Request settings a Response object repeats back; the defaults are what OpenAI
+    reports when the caller did not set a field (or sent ``null``)."""
+
+    instructions: msgspec.Raw = _NULL
+    tools: list[msgspec.Raw] = []
     tool_choice: msgspec.Raw = msgspec.Raw(b'"auto"')
-    parallel_tool_calls: bool | None = True
+    parallel_tool_calls: bool = True
     temperature: float | None = None
     top_p: float | None = None
     max_output_tokens: int | None = None
@@ -138,18 +144,10 @@ class ResponseEcho(msgspec.Struct):
     reasoning: msgspec.Raw = _NULL
     text: msgspec.Raw = msgspec.Raw(b'{"format":{"type":"text"}}')
     metadata: msgspec.Raw = msgspec.Raw(b"{}")
-    store: bool | None = True
-    truncation: str | None = "disabled"
+    store: bool = True
+    truncation: str = "disabled"
     user: str | None = None
     prompt_cache_key: str | None = None
-
-
-class ResponsesRequestView(ResponseEcho, kw_only=True):
-    """What routing, passthrough, the state store and the reply read of a request: one
-    decode, done before routing so a bad field is refused before a provider is paid."""
-
-    model: str
-    stream: bool | None = None
 
 
 # ---- response ----------------------------------------------------------------------------

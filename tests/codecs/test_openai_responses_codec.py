@@ -378,26 +378,55 @@ def test_errors_inside_a_stream_are_sdk_error_events():
 # ---- previous_response_id expansion ------------------------------------------------------
 
 def test_expand_input_prepends_the_stored_conversation():
-    previous = codec.input_items(body(input="What is 2+2?")) + codec.output_items(
-        ChatResult("x", "m", [TextPart("4")], "stop"), "resp_prev")
-    expanded, own = codec.expand_input(previous, body(input="And times 3?", previous_response_id="resp_prev",
-                                                      instructions="Be exact", store=True, stream=True))
+    view = codec.decode_view(body(input="What is 2+2?"))
+    previous = codec.own_items(view) + codec.output_items(ChatResult("x", "m", [TextPart("4")], "stop"), "resp_prev")
+    raw = body(input="And times 3?", previous_response_id="resp_prev", instructions="Be exact", store=True, stream=True)
+    view = codec.decode_view(raw)
+    own = codec.own_items(view)
     assert [msgspec.json.decode(item) for item in own] == [{"type": "message", "role": "user", "content": "And times 3?"}]
+    expanded = codec.expand_input(raw, [*previous, *own])
     fields = json.loads(expanded)
     assert "previous_response_id" not in fields
     assert (fields["instructions"], fields["store"], fields["stream"]) == ("Be exact", True, True)
     assert [item.get("role") for item in fields["input"]] == ["user", "assistant", "user"]
     assert fields["input"][0] == {"type": "message", "role": "user", "content": "What is 2+2?"}
-    req = codec.decode_request(expanded)
-    assert [(m.role, m.parts) for m in req.messages] == [
-        ("user", (TextPart("What is 2+2?"),)), ("assistant", (TextPart("4"),)), ("user", (TextPart("And times 3?"),))]
+    for req in (codec.decode_request(expanded), codec.request_ir(view, [*previous, *own])):
+        assert [(m.role, m.parts) for m in req.messages] == [
+            ("user", (TextPart("What is 2+2?"),)), ("assistant", (TextPart("4"),)), ("user", (TextPart("And times 3?"),))]
+        assert req.system == ("Be exact",)
 
 
 def test_expand_input_keeps_item_list_input_and_unknown_items():
     current = [{"type": "function_call_output", "call_id": "c1", "output": "42"}, {"type": "future_item", "x": 1}]
     previous = [msgspec.Raw(b'{"type":"function_call","call_id":"c1","name":"f","arguments":"{}"}')]
-    fields = json.loads(codec.expand_input(previous, body(input=current, previous_response_id="resp_p"))[0])
+    raw = body(input=current, previous_response_id="resp_p", service_tier="flex")
+    fields = json.loads(codec.expand_input(raw, [*previous, *codec.own_items(codec.decode_view(raw))]))
     assert fields["input"] == [msgspec.json.decode(previous[0]), *current]
-    assert codec.input_items(body()) == []
+    assert fields["service_tier"] == "flex"
+    assert codec.own_items(codec.decode_view(body())) == []
     with pytest.raises(InvalidJSON):
-        codec.expand_input([], b"{")
+        codec.expand_input(b"{", [])
+
+
+def test_a_request_continuing_a_stored_conversation_is_refused_without_it():
+    with pytest.raises(BadRequest) as info:
+        codec.request_ir(codec.decode_view(body(input="hi", previous_response_id="resp_1")))
+    assert info.value.param == "previous_response_id"
+
+
+@pytest.mark.parametrize("field, value", [
+    ("instructions", 5), ("tool_choice", "sometimes"), ("text", {"format": {"type": "yaml"}}),
+    ("reasoning", "high"), ("metadata", {"a": 1}), ("include", "all"),
+])
+def test_settings_kept_as_sent_are_still_checked_for_the_ir(field, value):
+    with pytest.raises(BadRequest) as info:
+        codec.decode_request(body(input="hi", **{field: value}))
+    assert info.value.param.startswith(field)
+
+
+def test_absent_settings_stay_absent_in_the_ir_and_are_echoed_as_openai_defaults():
+    view = codec.decode_view(body(input="hi", tools=[{"type": "function", "name": "f"}]))
+    req = codec.request_ir(view)
+    assert (req.parallel_tool_calls, req.tool_choice, req.response_format) == (None, None, None)
+    echo = codec.echo_of(view)
+    assert (echo.parallel_tool_calls, bytes(echo.tool_choice), echo.store, echo.truncation) == (True, b'"auto"', True, "disabled")
