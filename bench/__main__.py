@@ -1,4 +1,5 @@
-"""``python -m bench run [SCENARIO...]``, ``python -m bench setup [WHAT...]``, ``python -m bench list``."""
+"""``python -m bench run [SCENARIO...]``, ``python -m bench setup [WHAT...]``, ``python -m bench list``,
+``python -m bench pool RESULTS.json:SYSTEM...``."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     # No choices= here: argparse checks a nargs="*" default against them and refuses [].
     setup.add_argument("what", nargs="*", metavar="WHAT", help="any of: wrk, nginx, litellm, portkey, py-spy (default: all)")
     sub.add_parser("list", help="list the scenarios")
+    pool = sub.add_parser("pool", help="ab: medians of per-round ratios to aiohttp-proxy pooled over ab result files")
+    pool.add_argument("specs", nargs="+", metavar="RESULTS.json:SYSTEM[,SYSTEM]",
+                      help="an ab result file and the gateway lines to pool from it (gateway-before, gateway-after, gateway)")
     return parser
 
 
@@ -102,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "setup":
         from bench.install import setup
         return setup(args.what)
+    if args.command == "pool":
+        import json
+
+        from bench.scenarios.ab import pooled
+        print(json.dumps(pooled(args.specs), indent=2))
+        return 0
     if args.command == "list":
         from bench.scenarios import SCENARIOS
         for name, fn in SCENARIOS.items():

@@ -85,3 +85,34 @@ def run(session: Session, report: Report) -> None:
                         f"the order (before, after, {FLOOR}; then reversed); {warmup:g} s warm-up, {duration:g} s window.")
     report.notes.append("CPU µs/request: the system's whole process tree (user + system) over the window, divided by "
                         "the requests completed in it; the upstream and the load generator are not counted.")
+
+
+def pooled(specs: list[str]) -> dict[str, dict[str, float | None]]:
+    """Medians of per-round ratios to the floor, pooled over ab result files
+    (``python -m bench pool <results.json>:<system>[,<system>...] ...``).
+
+    Each spec is ``<results.json>:<system>[,<system>...]``: the gateway lines to pool from
+    that run (e.g. both sides of a run that compared two commits with the same code path).
+    """
+    import json
+
+    rps: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    for spec in specs:
+        path, _, systems = spec.rpartition(":")
+        rounds: dict[tuple[int, str], dict[str, dict[str, Any]]] = {}
+        for m in json.loads(open(path).read())["measurements"]:
+            rounds.setdefault((m["ab_round"], m["driver"]), {})[m["system"]] = m
+        for (_, driver), got in rounds.items():
+            floor = got.get(FLOOR)
+            for name in systems.split(","):
+                line = got.get(name)
+                if floor is None or line is None:
+                    continue
+                if (r := ratio(line["rps"], floor["rps"])) is not None:
+                    rps.setdefault(driver, []).append(r)
+                if (c := ratio(line.get("cpu_us_per_req"), floor.get("cpu_us_per_req"))) is not None:
+                    cpu.setdefault(driver, []).append(c)
+    return {driver: {"rounds": len(rps[driver]), "rps_over_floor": median(rps[driver]),
+                     "cpu_over_floor": median(cpu.get(driver, []))} for driver in rps}
+
