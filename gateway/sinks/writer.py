@@ -8,9 +8,15 @@ replayed once the sink accepts writes again, so a record is not lost to an outag
 queue itself is full (the sink is far behind), the record goes straight to the spill file.
 
 A spill line that is not a record (a torn write, a disk error) is moved aside to
-``<table>-rejected-<pid>.jsonl`` and counted, never allowed to stop the writer. A process
-that died mid-replay leaves ``*.replaying``: the next start replays it again, so after a
+``<table>-rejected-<pid>.jsonl`` and counted, never allowed to stop the writer. A replay
+that fails half way (the sink goes down again and the disk is full) leaves its
+``.replaying`` file, finished by the next replay. A process that died leaves its spill,
+``.replaying`` or ``.claimed-*`` files: a writer starting later takes them over, so after a
 crash a row may be written twice (``request_id`` tells) but never lost.
+
+Each writer holds a lock (``<table>-spill-<pid>.lock``, flock) for its life, so a worker
+starting beside live siblings leaves their files alone; a lock dies with its process, so
+a pid reused by another program does not keep a dead worker's files from being taken.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +34,11 @@ from prometheus_client import Counter
 
 from gateway import metrics
 from gateway.sinks.records import UsageRecord
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: every other writer's files count as left by a dead one
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("gateway.sinks")
 _encode = msgspec.json.Encoder()
@@ -68,6 +81,11 @@ class BatchWriter:
         self._decode = msgspec.json.Decoder(record_type)
         self._counters = counters
         self._spill = spill_dir / f"{table}-spill-{os.getpid()}.jsonl"
+        self._replaying = self._spill.with_suffix(".replaying")
+        self._lock_path = self._spill.with_suffix(".lock")
+        self._lock_fd: int | None = None
+        # usage-spill-<pid>.jsonl | .replaying, and usage-spill-<pid>.claimed-<claimer>: the owner's pid.
+        self._owned_by = re.compile(rf"^{re.escape(table)}-spill-(\d+)\.(?:jsonl|replaying|claimed-(\d+))$")
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -84,12 +102,17 @@ class BatchWriter:
             self._idle.clear()
         except asyncio.QueueFull:
             self._counters.spilled.inc()
-            self._append_spill([record])
+            try:
+                self._append_spill([record])
+            except OSError:  # never into the request that is being answered; never unsaid either
+                log.exception("%s writer: queue full and spill file unwritable; record %s is lost", self._table,
+                              getattr(record, "request_id", "?"))
 
     async def start(self) -> None:
         """Open the sink and start writing; a sink that cannot be opened now is retried at
         each write, with records spilled to disk meanwhile."""
         self._spill_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _hold_lock(self._lock_path)
         try:
             await self.sink.open()
         except Exception as exc:  # noqa: BLE001 - start anyway: the spill file keeps the rows
@@ -131,7 +154,19 @@ class BatchWriter:
             self._counters.spilled.inc(len(leftovers))
             await asyncio.to_thread(self._append_spill, leftovers)
         self._idle.set()
-        await self.sink.close()
+        try:
+            await self.sink.close()
+        finally:
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        # Removed while still held: a writer looking at it meanwhile sees it taken, then gone.
+        if self._lock_fd is not None:
+            try:
+                self._lock_path.unlink(missing_ok=True)
+            finally:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     def _wake_waiters(self) -> None:
         waiting = []
@@ -153,9 +188,18 @@ class BatchWriter:
             batch.append(record)
         return batch, False
 
+    def _replay_due(self) -> bool:
+        return self._spill.exists() or self._replaying.exists()
+
+    async def _replay_logged(self) -> None:
+        try:
+            await self._replay()
+        except Exception:  # noqa: BLE001 - the rows stay in the .replaying file for the next replay
+            log.exception("%s writer: replaying the spill file failed; it is kept for the next replay", self._table)
+
     async def _run(self) -> None:
-        if self._spill.exists():
-            await self._replay()  # left by an earlier run or a dead worker
+        if self._replay_due():
+            await self._replay_logged()  # left by an earlier run or a dead worker
         while True:
             first = await self._queue.get()
             if first is None:
@@ -182,8 +226,8 @@ class BatchWriter:
             await asyncio.to_thread(self._append_spill, batch)
             return
         self._counters.written.inc(len(batch))
-        if self._spill.exists():
-            await self._replay()
+        if self._replay_due():
+            await self._replay_logged()
 
     def _read_spill(self, path: Path) -> list[Any]:
         """The records of a spill file; lines that are not records are moved aside."""
@@ -209,28 +253,43 @@ class BatchWriter:
             f.write(b"".join(_encode.encode(r) + b"\n" for r in batch))
 
     def _claim_orphan_spills(self) -> None:
-        # Spills of earlier (or dead) processes, and replays they did not finish: take them
-        # over by an atomic rename, so two workers starting together never replay the same file.
-        pattern = f"{self._table}-spill-*"
-        for path in [*self._spill_dir.glob(pattern + ".jsonl"), *self._spill_dir.glob(pattern + ".replaying")]:
-            if path == self._spill:
+        # Files of earlier (or dead) processes: spills, replays and claims they did not finish.
+        # Each is taken over by an atomic rename, so two workers starting together never
+        # replay the same file; a live writer's files are left to it (see the docstring).
+        for path in sorted(self._spill_dir.glob(f"{self._table}-spill-*")):
+            match = self._owned_by.match(path.name)
+            if match is None or path == self._spill:
+                continue
+            owner = int(match.group(2) or match.group(1))
+            if owner != os.getpid() and _lock_held(self._spill_dir / f"{self._table}-spill-{owner}.lock"):
                 continue
             claimed = path.with_name(f"{path.stem}.claimed-{os.getpid()}")
             try:
-                path.rename(claimed)
-            except OSError:
-                continue
-            with self._spill.open("ab") as out:
-                out.write(claimed.read_bytes())
-            claimed.unlink()
+                if path != claimed:
+                    path.rename(claimed)
+                _append_file(self._spill, claimed.read_bytes())
+                claimed.unlink()
+            except OSError as exc:  # another writer took it first, or the disk failed: it is not lost
+                log.warning("%s spill file %s could not be taken over (%s)", self._table, path.name, exc)
+
+    def _take_spill(self) -> None:
+        """Move the spill file to the .replaying file; a replay left unfinished there is kept."""
+        if not self._spill.exists():
+            return
+        if not self._replaying.exists():
+            self._spill.rename(self._replaying)
+            return
+        _append_file(self._replaying, self._spill.read_bytes())
+        self._spill.unlink()
 
     async def _replay(self) -> None:
-        replaying = self._spill.with_suffix(".replaying")
+        replaying = self._replaying
         try:
-            await asyncio.to_thread(self._spill.rename, replaying)
+            await asyncio.to_thread(self._take_spill)
             records = await asyncio.to_thread(self._read_spill, replaying)
         except OSError as exc:
-            log.error("%s spill file %s could not be read (%s); it stays for the next start", self._table, self._spill, exc)
+            log.error("%s spill file %s could not be read (%s); it stays for the next replay", self._table,
+                      replaying, exc)
             return
         for i in range(0, len(records), self._batch_size):
             chunk = records[i : i + self._batch_size]
@@ -241,3 +300,46 @@ class BatchWriter:
                 break
             self._counters.written.inc(len(chunk))
         await asyncio.to_thread(replaying.unlink)
+
+
+def _append_file(path: Path, data: bytes) -> None:
+    """Append whole lines: a torn last line gets its end, so it cannot spoil the next record."""
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    with path.open("ab") as out:
+        out.write(data)
+
+
+def _hold_lock(path: Path) -> int | None:
+    """Take this writer's lock, held until ``close``; None where there is no flock or it
+    stays taken (another host's process of the same pid on a shared data directory)."""
+    if fcntl is None:
+        return None
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    for _ in range(100):  # a writer looking at the lock holds it for an instant
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            time.sleep(0.01)
+    os.close(fd)
+    log.error("%s is held by another live process: is the data directory shared between hosts or "
+              "containers? Spill files of this pid may be taken over by others", path)
+    return None
+
+
+def _lock_held(path: Path) -> bool:
+    """Whether a live writer holds the lock at ``path`` (a missing lock is no writer's)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing lets go of a lock taken here
+    return False
