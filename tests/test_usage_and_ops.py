@@ -204,3 +204,39 @@ async def test_a_database_down_at_start_does_not_stop_the_gateway(make_gateway, 
     async with aiohttp.ClientSession() as s:
         async with s.get(gw.url("/readyz")) as r:
             assert r.status == 503 and "unreachable" in (await r.json())["reason"]
+
+
+@pytest.mark.parametrize("kind", ["mock", "anthropic", "gemini"])
+async def test_token_counts_consume_no_tokens_in_rows_or_metrics(make_gateway, start_upstream, kind):
+    """countTokens and count_tokens read a prompt without a model reading it: both APIs, the
+    provider's own count (Anthropic, Gemini) and the estimate (mock)."""
+    import anthropic
+    from google import genai
+    from google.genai import types
+
+    from tests.upstreams import UPSTREAM_KEY
+
+    endpoint = f"count-only-{kind}"
+    if kind == "mock":
+        providers = {"up": {"kind": "mock"}}
+    else:
+        up = await start_upstream(kind)
+        providers = {"up": {"kind": kind, "api_key": UPSTREAM_KEY, "base_url": up.url}}
+    gw = await make_gateway(providers, [{"name": endpoint, "served_entities": [{"provider": "up", "model": "ok"}]}])
+
+    async def token_metrics() -> tuple[str, ...]:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(gw.url("/metrics")) as r:
+                return tuple(line for line in (await r.text()).splitlines()
+                             if line.startswith(("gateway_input_tokens_total", "gateway_output_tokens_total"))
+                             and f'endpoint="{endpoint}"' in line)
+
+    before = await token_metrics()
+    claude = anthropic.AsyncAnthropic(base_url=gw.url("/anthropic"), api_key=TOKEN, max_retries=0)
+    gem = genai.Client(api_key=TOKEN, http_options=types.HttpOptions(base_url=gw.url("/gemini")))
+    counted = await claude.messages.count_tokens(model=endpoint, messages=[{"role": "user", "content": "count me please"}])
+    g_counted = await gem.aio.models.count_tokens(model=endpoint, contents="count me please")
+    assert counted.input_tokens > 0 and g_counted.total_tokens > 0
+    rows = await gw.usage_rows(2)
+    assert [(r["status_code"], r["input_tokens"], r["output_tokens"], r["total_tokens"]) for r in rows] == [(200, 0, 0, 0)] * 2
+    assert await token_metrics() == before
