@@ -171,3 +171,22 @@ async def test_a_translated_request_is_decoded_once_and_a_stored_conversation_ne
     assert seen.count(second) <= 2  # to route and answer; and shallowly, to rebuild the body for OpenAI
     sent = up.recorder.last["body"]["messages"]
     assert [m["content"][0]["text"] for m in sent if m["role"] == "user"] == ["first question", "second question"]
+
+
+async def test_a_chained_conversation_is_stored_once_per_turn_not_once_per_response(make_gateway, start_upstream):
+    """Memory grows with the conversation's length, not its square: each response keeps its
+    own turn (its new input, its output) and a link to the one it continued."""
+    from gateway.state import RESPONSES
+
+    gw, _ = await gateway_for(make_gateway, start_upstream, "mock")
+    previous = None
+    for turn in range(6):
+        reply = await client(gw).responses.create(model="ep-ok", input=f"turn {turn}", previous_response_id=previous,
+                                                  stream=turn % 2 == 1)
+        if turn % 2 == 1:
+            reply = [e async for e in reply if e.type == "response.completed"][0].response
+        previous = reply.id
+    turns = gw.app[RESPONSES]._turns  # noqa: SLF001 - what the store holds is the point
+    assert [len(t.items) for t in turns.values()] == [2] * 6
+    conversation = gw.app[RESPONSES].get(previous)
+    assert [json.loads(bytes(i)).get("content") for i in conversation[::2]] == [f"turn {n}" for n in range(6)]
