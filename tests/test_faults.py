@@ -202,6 +202,15 @@ def test_relay_never_splices_raw_halves_with_reframed_events():
         assert sniffer.usage is not None and sniffer.usage.output_tokens == 2
 
 
+async def streamed_chat(gw: Gateway) -> bytes:
+    """A streamed chat to endpoint ``ep``: its status must be 200; the whole body, once it ends."""
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url("/v1/chat/completions"), headers=AUTH,
+                          json={"model": "ep", "stream": True, "messages": [{"role": "user", "content": "x"}]}) as r:
+            assert r.status == 200
+            return await r.read()
+
+
 def _fail_on_call(monkeypatch: pytest.MonkeyPatch, owner: type, name: str, n: int) -> None:
     """Make the ``n``th call of ``owner.name`` raise a plain (non-gateway) exception; each is
     made after the response's status line went out."""
@@ -224,11 +233,7 @@ async def test_a_bug_mid_relayed_stream_ends_the_body_with_an_error_event(make_g
     _fail_on_call(monkeypatch, ChatStreamSniffer, "relay", 1)
     up = await start_upstream("openai")
     gw = await upstream_gateway(make_gateway, up.url + "/v1", "echo")
-    async with aiohttp.ClientSession() as s:
-        async with s.post(gw.url("/v1/chat/completions"), headers=AUTH,
-                          json={"model": "ep", "stream": True, "messages": [{"role": "user", "content": "x"}]}) as r:
-            assert r.status == 200
-            body = await r.read()  # the body ends: no hang, no second status line inside it
+    body = await streamed_chat(gw)  # the body ends: no hang, no second status line inside it
     assert b"HTTP/1.1" not in body and b"Internal error; see the gateway log for request" in body
     (row,) = await gw.usage_rows(1)
     assert (row["status_code"], row["error_code"], row["streaming"]) == (500, "internal_error", 1)
@@ -266,11 +271,7 @@ async def test_a_bug_while_closing_a_relayed_stream_ends_the_body_without_a_seco
     monkeypatch.setattr(ProviderStream, "aclose", failing_aclose)
     up = await start_upstream("openai")
     gw = await upstream_gateway(make_gateway, up.url + "/v1", "echo")
-    async with aiohttp.ClientSession() as s:
-        async with s.post(gw.url("/v1/chat/completions"), headers=AUTH,
-                          json={"model": "ep", "stream": True, "messages": [{"role": "user", "content": "x"}]}) as r:
-            assert r.status == 200
-            body = await r.read()
+    body = await streamed_chat(gw)
     assert b"HTTP/1.1" not in body and b"Internal error; see the gateway log for request" in body
     (row,) = await gw.usage_rows(1)
     assert (row["status_code"], row["error_code"]) == (500, "internal_error")
