@@ -24,16 +24,6 @@ def token_cost(check: Check, estimated_tokens: int) -> int:
     return max(1, min(estimated_tokens, check.tpm))
 
 
-def refill(tokens: float, ts: int, capacity: int, period: int, now: int) -> tuple[float, int]:
-    """The level at ``now`` and the timestamp to store with it.
-
-    A caller whose clock lags another worker's sees no elapsed time rather than negative,
-    and the stored timestamp never moves back, so clock skew cannot mint budget.
-    """
-    elapsed = max(0, now - ts)
-    return min(capacity, tokens + elapsed * capacity / period), max(ts, now)
-
-
 def wait_ms(level: float, need: int, capacity: int, period: int) -> int:
     """Milliseconds until a bucket at ``level`` holds ``need`` (0 if it already does)."""
     if level >= need:

@@ -5,27 +5,28 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from gateway.limits.budget import expiry_ms, refill, token_cost, wait_ms
+from gateway.limits.budget import expiry_ms, token_cost, wait_ms
 from gateway.limits.errors import LimitExceeded, LimitKind
 from gateway.limits.limiter import NO_RESERVATION, Adjustment, Clock, Reservation
 from gateway.limits.rules import Check, LimitChecks
 
 
-class _Probe:
-    """One check's buckets as of now, and how long until they could serve the request."""
+class _Bucket:
+    """One bucket's level as of ``ts`` (ms), updated in place, with the rule it refills by."""
 
-    __slots__ = ("check", "cost", "q", "t", "wait", "kind")
+    __slots__ = ("level", "ts", "capacity", "period")
 
-    def __init__(self, check: Check, cost: int, q: tuple[float, int] | None, t: tuple[float, int] | None) -> None:
-        self.check, self.cost, self.q, self.t = check, cost, q, t
-        self.wait = 0
-        self.kind: LimitKind = "qpm"
-        if q is not None and check.qpm is not None:
-            self.wait = wait_ms(q[0], 1, check.qpm, check.period_ms)
-        if t is not None and check.tpm is not None:
-            t_wait = wait_ms(t[0], cost, check.tpm, check.period_ms)
-            if t_wait > self.wait:
-                self.wait, self.kind = t_wait, "tpm"
+    def __init__(self, capacity: int, period: int, ts: int) -> None:
+        self.level: float = capacity
+        self.ts, self.capacity, self.period = ts, capacity, period
+
+    def idle(self, now: int) -> bool:
+        """Refilled by ``now``, with a second's margin: absent means full, so it can go."""
+        return self.ts + expiry_ms(self.level, self.capacity, self.period) <= now
+
+
+#: One check as of now: (check, requests bucket, tokens bucket, tokens to reserve, wait ms, what is short).
+_Probe = tuple[Check, "_Bucket | None", "_Bucket | None", int, int, LimitKind]
 
 
 def _pick(probes: Sequence[_Probe]) -> tuple[_Probe | None, _Probe | None]:
@@ -38,14 +39,15 @@ def _pick(probes: Sequence[_Probe]) -> tuple[_Probe | None, _Probe | None]:
     chosen: _Probe | None = None
     soonest: _Probe | None = None
     for p in probes:
-        if p.check.alternative:
-            if p.wait == 0:
+        wait = p[4]
+        if p[0].alternative:
+            if wait == 0:
                 chosen = chosen or p
-            elif soonest is None or p.wait < soonest.wait:
+            elif soonest is None or wait < soonest[4]:
                 soonest = p
-        elif p.wait and (refusal is None or p.wait > refusal.wait):
+        elif wait and (refusal is None or wait > refusal[4]):
             refusal = p
-    if chosen is None and soonest is not None and (refusal is None or soonest.wait > refusal.wait):
+    if chosen is None and soonest is not None and (refusal is None or soonest[4] > refusal[4]):
         refusal = soonest
     return chosen, refusal
 
@@ -55,27 +57,48 @@ SWEEP_MS = 60_000
 
 
 class MemoryLimiter:
-    """The Limiter for one process; every call is atomic because it never awaits."""
+    """The Limiter for one process; every call is atomic because it never awaits.
+
+    Buckets are mutable objects keyed by the check's bucket name, one map for requests and
+    one for tokens, so a request formats no keys and allocates no bucket states.
+    """
 
     def __init__(self, *, clock: Clock = time.time) -> None:
         self._clock = clock
-        self._buckets: dict[str, tuple[float, int, int]] = {}  # key -> (tokens, ts, expires at), ms
+        self._requests: dict[str, _Bucket] = {}
+        self._tokens: dict[str, _Bucket] = {}
         self._next_sweep = 0
 
-    def _level(self, key: str, capacity: int, period: int, now: int) -> tuple[float, int]:
-        state = self._buckets.get(key)
-        return (float(capacity), now) if state is None else refill(state[0], state[1], capacity, period, now)
+    @property
+    def bucket_names(self) -> list[str]:
+        """The buckets held now, ``q:<bucket>`` (requests) and ``t:<bucket>`` (tokens)."""
+        return [f"q:{k}" for k in self._requests] + [f"t:{k}" for k in self._tokens]
 
-    def _store(self, key: str, level: float, ts: int, capacity: int, period: int) -> None:
-        self._buckets[key] = (level, ts, ts + expiry_ms(level, capacity, period))
+    @staticmethod
+    def _refilled(buckets: dict[str, _Bucket], key: str, capacity: int, period: int, now: int) -> _Bucket:
+        """The bucket refilled up to ``now`` (a new one is full). Refilling is idempotent,
+        so probing a bucket for a request that is then refused changes nothing that matters."""
+        b = buckets.get(key)
+        if b is None:
+            b = buckets[key] = _Bucket(capacity, period, now)
+            return b
+        b.capacity, b.period = capacity, period  # the rule may have changed since
+        if now > b.ts:
+            # A caller whose clock lags sees no elapsed time and ts never moves back, so
+            # clock skew between workers cannot mint budget (redis_scripts does the same).
+            level = b.level + (now - b.ts) * capacity / period
+            b.level = capacity if level > capacity else level
+            b.ts = now
+        return b
 
     def _sweep(self, now: int) -> None:
         # Forget refilled buckets, as Redis expires their keys, so idle principals cost nothing.
         if now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_MS
-        for key in [k for k, (_, _, expires) in self._buckets.items() if expires <= now]:
-            del self._buckets[key]
+        for buckets in (self._requests, self._tokens):
+            for key in [k for k, b in buckets.items() if b.idle(now)]:
+                del buckets[key]
 
     async def acquire(self, checks: LimitChecks, estimated_tokens: int = 0) -> Reservation:
         """See ``Limiter.acquire``."""
@@ -83,34 +106,46 @@ class MemoryLimiter:
             return NO_RESERVATION
         now = int(self._clock() * 1000)
         self._sweep(now)
-        probes = [
-            _Probe(
-                c, token_cost(c, estimated_tokens),
-                None if c.qpm is None else self._level(f"q:{c.bucket}", c.qpm, c.period_ms, now),
-                None if c.tpm is None else self._level(f"t:{c.bucket}", c.tpm, c.period_ms, now),
-            )
-            for c in checks.items
-        ]
-        chosen, refusal = _pick(probes)
-        if refusal is not None:
-            raise LimitExceeded(checks.endpoint, refusal.check, refusal.kind, refusal.wait)
+        probes: list[_Probe] = []
+        blocked = False
+        for c in checks.items:
+            q = t = None
+            cost = wait = 0
+            kind: LimitKind = "qpm"
+            if c.qpm is not None:
+                q = self._refilled(self._requests, c.bucket, c.qpm, c.period_ms, now)
+                wait = wait_ms(q.level, 1, c.qpm, c.period_ms)
+            if c.tpm is not None:
+                cost = token_cost(c, estimated_tokens)
+                t = self._refilled(self._tokens, c.bucket, c.tpm, c.period_ms, now)
+                t_wait = wait_ms(t.level, cost, c.tpm, c.period_ms)
+                if t_wait > wait:
+                    wait, kind = t_wait, "tpm"
+            probes.append((c, q, t, cost, wait, kind))
+            blocked = blocked or bool(wait) or c.alternative
+        chosen: _Probe | None = None
+        if blocked:
+            chosen, refusal = _pick(probes)
+            if refusal is not None:
+                raise LimitExceeded(checks.endpoint, refusal[0], refusal[5], refusal[4])
         held: list[tuple[str, int, int, int]] = []
         for p in probes:
-            c = p.check
+            c, q, t, cost = p[0], p[1], p[2], p[3]
             if c.alternative and p is not chosen:
                 continue
-            if p.q is not None and c.qpm is not None:
-                self._store(f"q:{c.bucket}", p.q[0] - 1, p.q[1], c.qpm, c.period_ms)
-            if p.t is not None and c.tpm is not None:
-                self._store(f"t:{c.bucket}", p.t[0] - p.cost, p.t[1], c.tpm, c.period_ms)
-                held.append((f"t:{c.bucket}", c.tpm, c.period_ms, p.cost))
+            if q is not None:
+                q.level -= 1
+            if t is not None:
+                t.level -= cost
+                held.append((c.bucket, t.capacity, t.period, cost))
         return Reservation(self._adjust, tuple(held)) if held else NO_RESERVATION
 
     def _adjust(self, changes: Sequence[Adjustment]) -> None:
         now = int(self._clock() * 1000)
         for key, capacity, period, delta in changes:
-            level, ts = self._level(key, capacity, period, now)
-            self._store(key, min(capacity, level + delta), ts, capacity, period)
+            t = self._refilled(self._tokens, key, capacity, period, now)
+            level = t.level + delta
+            t.level = capacity if level > capacity else level
 
     async def flush(self) -> bool:
         """Settling is immediate here: nothing is ever pending."""

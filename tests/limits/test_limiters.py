@@ -322,4 +322,4 @@ async def test_the_memory_limiter_forgets_buckets_once_they_have_refilled(clock:
     await limiter.acquire(checks_for(rules({"key": "user", "qpm": 60})))
     clock.advance(61)  # refilled in 1 s, swept at most a minute later
     await limiter.acquire(checks_for(rules({"key": "user", "qpm": 60}), "bob"))
-    assert list(limiter._buckets) == ["q:team-chat:default:bob"]
+    assert limiter.bucket_names == ["q:team-chat:default:bob"]
