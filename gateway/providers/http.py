@@ -15,12 +15,20 @@ from yarl import URL
 
 from gateway.config import Timeouts
 from gateway.errors import (
+    GatewayError,
     UpstreamInvalidResponse,
     UpstreamStatus,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.providers.upstream_client import ConnectFailed, ConnectionBroken, Deadline, OriginPool, UpstreamResponse
+from gateway.providers.upstream_client import (
+    ConnectFailed,
+    ConnectionBroken,
+    Deadline,
+    InvalidHeader,
+    OriginPool,
+    UpstreamResponse,
+)
 
 
 class HttpClients:
@@ -136,6 +144,8 @@ async def send(
         raise UpstreamUnavailable(f"could not connect to provider '{provider}': {exc.reason}") from None
     except ConnectionBroken:
         raise UpstreamUnavailable(f"provider '{provider}' connection failed: ConnectionBroken") from None
+    except InvalidHeader as exc:
+        raise GatewayError(f"provider '{provider}' is misconfigured: {exc}") from None
     await raise_for_upstream_status(resp, provider)
     return resp
 

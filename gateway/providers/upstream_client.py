@@ -64,6 +64,16 @@ class ConnectionBroken(Exception):
     """The connection failed after the request was sent: closed, reset, or unparseable."""
 
 
+class InvalidHeader(ValueError):
+    """A request header (from the configuration, most likely) holds CR, LF or NUL."""
+
+
+def _bad_header(headers: Mapping[str, str]) -> str:
+    # Names the header, never its value: it may be a credential.
+    bad = next((k for k, v in headers.items() if any(c in k + v for c in "\r\n\0")), "?")
+    return f"request header {bad!r} contains CR, LF or NUL"
+
+
 class _Stale(ConnectionBroken):
     """A reused connection closed before any byte of the response: safe to send again."""
 
@@ -375,8 +385,8 @@ class OriginPool:
         self.host = url.host or "localhost"
         self.port = url.port or (443 if url.scheme == "https" else 80)
         self.ssl = (ssl_context or ssl.create_default_context()) if url.scheme == "https" else None
-        default_port = self.port == (443 if url.scheme == "https" else 80)
-        self.host_header = self.host if default_port else f"{self.host}:{self.port}"
+        # Bracketed for an IPv6 literal, without the scheme's default port.
+        self.host_header = url.host_port_subcomponent or self.host
         self.limit = limit
         self._idle: list[_Connection] = []  # oldest first: put back in the order they came free
         self._open = 0
@@ -502,7 +512,13 @@ class OriginPool:
                 self._heads.clear()
             start = self._heads[key] = f"{method} {url.raw_path_qs} HTTP/1.1\r\nHost: {self.host_header}\r\n".encode()
         lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        return start + f"{lines}Content-Length: {length}\r\n\r\n".encode("latin-1")
+        # Each line ends in one CR LF: any other CR, LF or NUL would split the head.
+        n = len(headers)
+        if lines.count("\n") != n or lines.count("\r") != n or "\0" in lines:
+            raise InvalidHeader(_bad_header(headers))
+        # Caller headers arrive decoded as UTF-8 with surrogateescape: encoding them back the
+        # same way relays the caller's bytes as they were.
+        return start + f"{lines}Content-Length: {length}\r\n\r\n".encode("utf-8", "surrogateescape")
 
     async def request(self, method: str, url: URL, headers: Mapping[str, str], body: bytes,
                       deadline: Deadline) -> UpstreamResponse:

@@ -15,7 +15,7 @@ from aiohttp import web
 from yarl import URL
 
 from gateway.config import Timeouts
-from gateway.errors import UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import GatewayError, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable
 from gateway.providers.http import iter_chunks, send
 from gateway.providers import upstream_client
 from gateway.providers.upstream_client import ConnectFailed, ConnectionBroken, Deadline, OriginPool
@@ -643,4 +643,72 @@ async def test_the_total_timeout_bounds_a_stream_that_never_stalls_long(raw_serv
         async for _ in iter_chunks(resp, "p"):
             pass
     assert pool._open == 0  # noqa: SLF001 - the timed-out stream's connection is closed
+    pool.close()
+
+
+def _can_listen_on_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _can_listen_on_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+async def test_an_ipv6_origin_gets_a_bracketed_host_header() -> None:
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await read_request(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handler, "::1", 0)
+    try:
+        base = URL(f"http://[::1]:{server.sockets[0].getsockname()[1]}/")
+        pool = OriginPool(base, limit=1)
+        resp = await pool.request("POST", base / "v1", {}, b"", deadline())
+        assert await resp.read() == b"ok"
+        assert f"\r\nHost: [::1]:{base.port}\r\n".encode() in heads[0]
+        pool.close()
+    finally:
+        server.close()
+
+
+async def test_a_header_value_with_a_line_break_is_refused_before_anything_is_sent(raw_server) -> None:  # type: ignore[no-untyped-def]
+    connections: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(await reader.read())
+        writer.close()
+
+    base = await raw_server(handler)
+    pool = OriginPool(base, limit=1)
+    for value in ("Bearer sk-secret\r\nX-Injected: 1", "Bearer sk-secret\n", "Bearer sk-\0secret"):
+        with pytest.raises(GatewayError) as caught:
+            await send(pool, "POST", base / "v1", provider="p", timeouts=Timeouts(), data=b"{}",
+                       headers={"content-type": "application/json", "authorization": value})
+        assert caught.value.http_status == 500
+        assert "'authorization'" in caught.value.message and "sk-" not in caught.value.message
+    assert connections == []  # no connection was even opened
+    pool.close()
+
+
+async def test_header_values_are_sent_as_the_utf8_bytes_they_came_as(raw_server) -> None:  # type: ignore[no-untyped-def]
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await read_request(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    base = await raw_server(handler)
+    pool = OriginPool(base, limit=1)
+    # aiohttp decodes caller headers as UTF-8 with surrogateescape; this one was not valid UTF-8.
+    value = "caf\u00e9 \u20ac " + b"\xff".decode("utf-8", "surrogateescape")
+    resp = await pool.request("POST", base / "v1", {"anthropic-beta": value}, b"", deadline())
+    await resp.read()
+    assert b"anthropic-beta: caf\xc3\xa9 \xe2\x82\xac \xff\r\n" in heads[0]
     pool.close()
