@@ -1,9 +1,10 @@
 """Log output that never blocks the event loop and costs it little.
 
-Records are put on a queue as they are (no formatting, no copy on the loop: the access
-log makes one per request) and a writer thread formats them and writes whatever has
-queued up with one ``write`` per wake-up. Log arguments must not be mutated after the
-call, which holds for the gateway's own log calls (strings and numbers).
+Records are put on a queue as they are (no formatting, no copy on the loop) and a writer
+thread formats them and writes whatever has queued up with one ``write`` per wake-up. Log
+arguments must not be mutated after the call, which holds for the gateway's own log calls
+(strings and numbers). The access log, one line per request, skips even the LogRecord:
+``log_line`` queues its finished text with a timestamp (a LogRecord costs ~4 µs to build).
 """
 
 from __future__ import annotations
@@ -33,15 +34,26 @@ class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info or record.stack_info:
             return super().format(record)
-        second = int(record.created)
+        return self.line(record.created, record.levelname, record.name, record.getMessage(), record.msecs)
+
+    def line(self, created: float, level: str, name: str, message: str, msecs: float | None = None) -> str:
+        """One line as ``format`` writes it, from its parts."""
+        second = int(created)
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return f"{self._stamp},{int(record.msecs):03d} {record.levelname} {record.name} {record.getMessage()}"
+        if msecs is None:
+            msecs = (created - second) * 1000
+        return f"{self._stamp},{int(msecs):03d} {level} {name} {message}"
+
+
+#: A line queued by ``log_line``: (time.time(), logger name, text), written at INFO.
+_Line = tuple[float, str, str]
+_Item = logging.LogRecord | _Line | None
 
 
 class _Enqueue(logging.Handler):
-    def __init__(self, records: queue.SimpleQueue[logging.LogRecord | None]) -> None:
+    def __init__(self, records: queue.SimpleQueue[_Item]) -> None:
         super().__init__()
         self._records = records
 
@@ -56,8 +68,7 @@ class _Enqueue(logging.Handler):
 
 
 class _Writer(threading.Thread):
-    def __init__(self, records: queue.SimpleQueue[logging.LogRecord | None], stream: TextIO,
-                 formatter: logging.Formatter) -> None:
+    def __init__(self, records: queue.SimpleQueue[_Item], stream: TextIO, formatter: _Formatter) -> None:
         super().__init__(name="log-writer", daemon=True)
         self._records = records
         self._stream = stream
@@ -79,21 +90,41 @@ class _Writer(threading.Thread):
             if stop:
                 return
 
-    def _line(self, record: logging.LogRecord) -> str:
+    def _line(self, record: logging.LogRecord | _Line) -> str:
+        if isinstance(record, tuple):
+            return self._formatter.line(record[0], "INFO", record[1], record[2]) + "\n"
         try:
             return self._formatter.format(record) + "\n"
         except Exception:  # noqa: BLE001 - a bad log call must not stop logging
             return f"{record.levelname} {record.name} unformattable log record: {record.msg!r}\n"
 
 
+#: The writer thread's queue while ``setup_logging`` is in force.
+_queue: queue.SimpleQueue[_Item] | None = None
+
+
+def log_line(logger: logging.Logger, text: str) -> None:
+    """Log ``text`` at INFO on ``logger``, through the writer thread without a LogRecord when
+    ``setup_logging`` is in force (the caller checks the level), else as a plain record."""
+    records = _queue
+    if records is not None:
+        records.put((time.time(), logger.name, text))
+    else:
+        logger.info("%s", text)
+
+
 def setup_logging(stream: TextIO = sys.stderr, level: int = logging.INFO) -> Callable[[], None]:
     """Route every log record through the writer thread; flushed at interpreter exit, or
     earlier by calling the function returned."""
-    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+    global _queue
+    records: queue.SimpleQueue[_Item] = queue.SimpleQueue()
     writer = _Writer(records, stream, _Formatter())
     writer.start()
+    _queue = records
 
     def stop() -> None:
+        global _queue
+        _queue = None
         records.put(_STOP)
         writer.join(timeout=5)
 

@@ -9,6 +9,7 @@ import orjson
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from gateway.logs import log_line
 from gateway.state import CONTEXT
 
 
@@ -27,7 +28,7 @@ class JSONAccessLogger(AbstractAccessLogger):
             "remote": request.remote,
             "user_agent": request.headers.get("user-agent"),
         }
-        self.logger.info(orjson.dumps(entry).decode())
+        log_line(self.logger, orjson.dumps(entry).decode())
 
     @property
     def enabled(self) -> bool:
