@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                      "(git worktree add /tmp/before HEAD~1)")
     run.add_argument("--after", metavar="TREE", help="ab: a checkout to use as the after side (default: this one)")
     run.add_argument("--ab-rounds", type=int, default=5, help="ab: interleaved rounds (default 5)")
+    run.add_argument("--ab-target", default="passthrough",
+                     help="ab: the gateway target both sides run (passthrough, governed, chat->anthropic, ...)")
     run.add_argument("--ab-name", default="", help="ab: names the results file (<date>-ab-<name>)")
     setup = sub.add_parser("setup", help="install wrk, nginx, litellm, portkey, py-spy (bench-locally)")
     # No choices= here: argparse checks a nargs="*" default against them and refuses [].
@@ -69,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         postgres_dsn=args.postgres_dsn, keep_workdir=args.keep_workdir,
         extra={"stream_workers2": args.stream_workers2, "profile_target": args.profile_target,
                "profile_seconds": args.profile_seconds, "before": args.before, "after": args.after, "ab_rounds": args.ab_rounds,
-               "ab_name": args.ab_name},
+               "ab_name": args.ab_name, "ab_target": args.ab_target},
     )
     command = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     signal.signal(signal.SIGTERM, _on_signal)

@@ -2,12 +2,13 @@
 
     git worktree add /tmp/before <commit>
     python -m bench run ab --before /tmp/before [--after /tmp/after] [--ab-rounds 5] [--ab-name lean-client]
+                           [--ab-target governed]
 
 The after side is this checkout unless ``--after`` names another (a worktree keeps
 uncommitted edits out of the figures).
 
-Each round runs passthrough at 128 connections (zero-delay upstream) on the before gateway,
-the after gateway and ``aiohttp-proxy``, alternating the order (B A P, then P A B) so that
+Each round runs passthrough (or ``--ab-target``, e.g. ``governed``, on the gateways) at 128
+connections (zero-delay upstream) on the before gateway, the after gateway and ``aiohttp-proxy``, alternating the order (B A P, then P A B) so that
 neither side always runs first. Each gateway figure is divided by the proxy's figure of the
 same round; the tables give each round and the medians of the per-round ratios.
 """
@@ -40,6 +41,7 @@ def run(session: Session, report: Report) -> None:
         raise RuntimeError(f"ab needs the before gateway, the after gateway and {FLOOR}: {session.unavailable}")
     after_tree = extra.get("after") or "this checkout"
     rounds = int(extra.get("ab_rounds") or 5)
+    target = extra.get("ab_target") or "passthrough"
     warmup, duration = (1.0, 3.0) if session.options.quick else (2.0, 6.0)
     drivers = ["raw"] + (["wrk"] if session.wrk is not None else [])
     per_round: dict[str, list[dict[str, float | None]]] = {d: [] for d in drivers}
@@ -48,8 +50,8 @@ def run(session: Session, report: Report) -> None:
         for driver in drivers:
             got: dict[str, dict[str, float | None]] = {}
             for system in (order if r % 2 == 0 else order[::-1]):
-                res = session.measure(system, "passthrough", "zero", CONCURRENCY, warmup=warmup, duration=duration,
-                                      driver=driver)
+                res = session.measure(system, "passthrough" if system is floor else target, "zero", CONCURRENCY,
+                                      warmup=warmup, duration=duration, driver=driver)
                 if res is not None:
                     res["ab_round"] = r
                     report.measurements.append(res)
@@ -74,7 +76,7 @@ def run(session: Session, report: Report) -> None:
         medians = {k: median([x[k] for x in per_round[driver] if x[k] is not None]) for k in keys}
         rows.append(["median", "", "", "", "", "", "", *(fmt_ratio(medians[k]) for k in keys)])
         report.add_table(
-            f"Passthrough at c={CONCURRENCY}, {driver} driver: RPS and CPU µs/request per round, and ratios to {FLOOR} "
+            f"Gateways {target}, {FLOOR} passthrough, at c={CONCURRENCY}, {driver} driver: RPS and CPU µs/request per round, and ratios to {FLOOR} "
             f"of the same round (RPS: higher is better; CPU: lower is better)",
             ["round", "RPS before", "RPS after", f"RPS {FLOOR}", "CPU before", "CPU after", f"CPU {FLOOR}",
              "RPS before ÷ floor", "RPS after ÷ floor", "CPU before ÷ floor", "CPU after ÷ floor", "RPS after ÷ before"],
