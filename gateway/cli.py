@@ -102,7 +102,8 @@ def run_worker(config: GatewayConfig, dev_token: str | None, reuse_port: bool) -
         # aiohttp's default listen backlog (128) drops SYNs when hundreds of clients connect at once.
         app, host=config.server.host, port=config.server.port, reuse_port=reuse_port, backlog=4096,
         print=lambda _: log.info("worker %d ready on %s:%d", os.getpid(), config.server.host, config.server.port),
-        access_log_class=JSONAccessLogger, access_log=logging.getLogger("gateway.access"), loop=loop,
+        access_log_class=JSONAccessLogger, loop=loop,
+        access_log=logging.getLogger("gateway.access") if config.server.access_log else None,
     )
 
 

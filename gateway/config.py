@@ -167,6 +167,7 @@ class ServerConfig(_Base, kw_only=True):
     store_refresh_s: float = 2.0  # how often run-time tokens and admin-managed endpoints are reloaded
     responses_retention_s: float = 3600.0  # how long previous_response_id can refer back
     responses_max_stored: int = 10_000
+    access_log: bool = True  # one JSON line per request on stderr; the usage table has the same and more
 
 
 class GatewayConfig(_Base, kw_only=True):
@@ -217,6 +218,7 @@ def _check(cfg: GatewayConfig) -> None:
         seen.add(ep.name)
         check_endpoint(ep, where, cfg)
     for name, prov in cfg.providers.items():
+        _check_header_values(prov, f"providers.{name}")
         if prov.kind in ("openai", "anthropic", "gemini") and not prov.api_key:
             raise ConfigError(f"providers.{name}.api_key: required for kind {prov.kind!r}")
         if prov.kind == "openai_compatible" and not prov.base_url:
@@ -228,6 +230,23 @@ def _check(cfg: GatewayConfig) -> None:
             raise ConfigError(f"tokens[{i}].sha256: must be 64 hex characters")
     if cfg.storage.kind == "postgres" and not cfg.storage.dsn:
         raise ConfigError("storage.dsn: required for kind 'postgres'")
+
+
+#: An HTTP header name (RFC 9110 token), and what no header value may hold.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _check_header_values(prov: ProviderConfig, where: str) -> None:
+    # A key read from a file with its trailing newline would split the request head; the
+    # error names the field, never the value (it may be a credential).
+    if prov.api_key and _CONTROL.search(prov.api_key):
+        raise ConfigError(f"{where}.api_key: contains a line break or another control character")
+    for header, value in prov.headers.items():
+        if not _HEADER_NAME.fullmatch(header):
+            raise ConfigError(f"{where}.headers: {header!r} is not a valid header name")
+        if _CONTROL.search(value):
+            raise ConfigError(f"{where}.headers.{header}: contains a line break or another control character")
 
 
 def check_endpoint(ep: EndpointConfig, where: str, cfg: GatewayConfig) -> None:

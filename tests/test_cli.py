@@ -138,3 +138,21 @@ def test_two_workers_share_the_port(tmp_path):
     finally:
         stop(served)
     assert served.proc.returncode == 0
+
+
+def test_access_log_off_leaves_requests_out_of_the_log(tmp_path):
+    config = tmp_path / "gateway.yaml"
+    config.write_text(textwrap.dedent("""
+        server: {access_log: false}
+        providers: {mock: {kind: mock}}
+        endpoints: [{name: chat, served_entities: [{provider: mock, model: echo}]}]
+        tokens: [{principal: alice, token: tok-alice}]
+    """))
+    served = start_serve(tmp_path, "--config", str(config))
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{served.port}/v1", api_key="tok-alice", max_retries=0)
+        assert client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}]).choices
+    finally:
+        log = stop(served)
+    assert served.proc.returncode == 0, log
+    assert "/v1/chat/completions" not in log and "gateway.access" not in log

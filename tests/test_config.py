@@ -32,6 +32,12 @@ def test_missing_env_names_the_field_not_a_value():
     ({**BASE, "tokens": [{"principal": "a", "sha256": "abc"}]}, r"tokens\[0\]\.sha256: must be 64 hex"),
     ({**BASE, "tokens": [{"principal": "a"}]}, r"tokens\[0\]: give exactly one"),
     ({**BASE, "storage": {"kind": "postgres"}}, r"storage\.dsn: required"),
+    ({**BASE, "providers": {"p": {"kind": "openai", "api_key": "sk-secret\n"}}},
+     r"^providers\.p\.api_key: contains a line break or another control character$"),
+    ({**BASE, "providers": {"p": {"kind": "mock", "headers": {"x-team": "a\r\nx-evil: 1"}}}},
+     r"^providers\.p\.headers\.x-team: contains a line break"),
+    ({**BASE, "providers": {"p": {"kind": "mock", "headers": {"x team": "a"}}}},
+     r"^providers\.p\.headers: 'x team' is not a valid header name$"),
 ])
 def test_bad_fields_are_named_by_path(raw, message):
     with pytest.raises(ConfigError, match=message):
