@@ -43,7 +43,7 @@ def make_sink(config: GatewayConfig, sqlite_sink: type = SQLiteUsageSink,
     storage = config.storage
     if storage.kind == "postgres":
         assert storage.dsn is not None
-        return postgres_sink(storage.dsn)
+        return postgres_sink(storage.dsn, storage.command_timeout_s)
     return sqlite_sink(Path(storage.path or Path(config.server.data_dir) / "usage.db"))
 
 

@@ -157,6 +157,9 @@ class StorageConfig(_Base, kw_only=True):
     batch_size: Annotated[int, msgspec.Meta(ge=1)] = 5000  # a commit per batch: bigger batches, fewer fsyncs
     flush_interval_ms: int = 200
     queue_size: int = 100_000
+    # PostgreSQL: the most a statement (a batch write, a store read, a close) may take before it
+    # is cancelled and fails; a database holding a lock or gone silent cannot stall the gateway.
+    command_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 
 class ServerConfig(_Base, kw_only=True):

@@ -18,12 +18,15 @@ from gateway.sinks.postgres import CONNECT_TIMEOUT_S, _import_asyncpg
 
 class Store:
     """One connection to the store for this object's life (opened on first use, reopened
-    after a failure), and the table's schema made once on it. Statements run one at a time."""
+    after a failure), and the table's schema made once on it. Statements run one at a time;
+    on PostgreSQL each fails after ``storage.command_timeout_s``, so a locked table or a
+    silent server fails a refresh (which keeps the last state) instead of stalling it."""
 
     def __init__(self, config: GatewayConfig, schema: dict[str, str]) -> None:
         """``schema`` holds the CREATE TABLE statement for ``sqlite`` and for ``postgres``."""
         storage = config.storage
         self._dsn = storage.dsn if storage.kind == "postgres" else None
+        self._command_timeout = storage.command_timeout_s
         self._path = Path(storage.path or Path(config.server.data_dir) / "usage.db")
         self._schema = schema
         self._sqlite_conn: sqlite3.Connection | None = None
@@ -43,7 +46,7 @@ class Store:
     async def _postgres(self, sql: str, args: tuple) -> list[tuple]:  # type: ignore[type-arg]
         asyncpg = _import_asyncpg()
         if self._pg_conn is None or self._pg_conn.is_closed():
-            conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
+            conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S, command_timeout=self._command_timeout)
             try:
                 await conn.execute(self._schema["postgres"])
             except BaseException:
@@ -52,7 +55,7 @@ class Store:
             self._pg_conn = conn
         try:
             return [tuple(r) for r in await self._pg_conn.fetch(sql, *args)]
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):  # TimeoutError is an OSError
             self._drop_postgres()  # the next statement reconnects
             raise
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from gateway.sinks.postgres import PostgresTableSink
+from gateway.sinks.postgres import COMMAND_TIMEOUT_S, PostgresTableSink
 from gateway.sinks.records import INFERENCE_COLUMNS, InferenceRecord
 from gateway.sinks.sqlite import SQLiteTableSink, sqlite_time
 
@@ -76,6 +76,7 @@ class SQLiteInferenceSink(SQLiteTableSink):
 
 
 class PostgresInferenceSink(PostgresTableSink):
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, command_timeout: float = COMMAND_TIMEOUT_S) -> None:
         super().__init__(dsn, "inference", _POSTGRES_SCHEMA, INFERENCE_COLUMNS,
-                         functools.partial(_row, time_of=lambda ts: datetime.fromtimestamp(ts, timezone.utc)))
+                         functools.partial(_row, time_of=lambda ts: datetime.fromtimestamp(ts, timezone.utc)),
+                         command_timeout=command_timeout)

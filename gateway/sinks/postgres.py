@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from gateway.config import StorageConfig
 from gateway.sinks.records import COLUMNS, UsageRecord
 
 SCHEMA = """
@@ -44,6 +45,12 @@ ALTER TABLE usage ADD COLUMN IF NOT EXISTS attempts JSONB NOT NULL DEFAULT '[]';
 
 #: Bound on each connection attempt, so an unreachable database cannot hold up a start.
 CONNECT_TIMEOUT_S = 5.0
+#: storage.command_timeout_s when no configuration names one. It is asyncpg's client-side
+#: ``command_timeout``: it bounds a wait on a lock (the cancel request it sends ends the
+#: statement on the server) and a server that stopped answering (the cancel fails too and the
+#: connection is dropped), and it bounds a close. A server-side ``statement_timeout`` would
+#: bound neither a silent server nor a close, and PgBouncer refuses it as a startup parameter.
+COMMAND_TIMEOUT_S = StorageConfig().command_timeout_s
 
 
 def _import_asyncpg():  # type: ignore[no-untyped-def]
@@ -66,17 +73,21 @@ def _row(r: UsageRecord) -> list[object]:
 
 class PostgresTableSink:
     """One table in PostgreSQL, written with COPY: ``schema`` is made on open, ``row`` turns
-    a record into the values of ``columns``; ``init`` prepares each pooled connection."""
+    a record into the values of ``columns``; ``init`` prepares each pooled connection. Every
+    statement fails after ``command_timeout`` seconds (see COMMAND_TIMEOUT_S), so the writer
+    spills the batch instead of waiting on a locked table or a silent server."""
 
     def __init__(self, dsn: str, table: str, schema: str, columns: Sequence[str],
-                 row: Callable[[Any], Sequence[object]], init: Callable[[Any], Awaitable[None]] | None = None) -> None:
+                 row: Callable[[Any], Sequence[object]], init: Callable[[Any], Awaitable[None]] | None = None,
+                 *, command_timeout: float = COMMAND_TIMEOUT_S) -> None:
         self.dsn = dsn
         self._table, self._schema, self._columns, self._row, self._init = table, schema, columns, row, init
+        self._command_timeout = command_timeout
         self._pool = None
 
     async def open(self) -> None:
         pool = await _import_asyncpg().create_pool(self.dsn, min_size=1, max_size=2, init=self._init,
-                                                   timeout=CONNECT_TIMEOUT_S)
+                                                   timeout=CONNECT_TIMEOUT_S, command_timeout=self._command_timeout)
         try:
             async with pool.acquire() as conn:
                 await conn.execute(self._schema)
@@ -112,8 +123,8 @@ class PostgresTableSink:
 class PostgresUsageSink(PostgresTableSink):
     """The usage table."""
 
-    def __init__(self, dsn: str) -> None:
-        super().__init__(dsn, "usage", SCHEMA, COLUMNS, _row, _init_connection)
+    def __init__(self, dsn: str, command_timeout: float = COMMAND_TIMEOUT_S) -> None:
+        super().__init__(dsn, "usage", SCHEMA, COLUMNS, _row, _init_connection, command_timeout=command_timeout)
 
 
 _json = msgspec.json.Encoder().encode  # handles the attempt Structs as well as dicts

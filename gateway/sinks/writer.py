@@ -12,7 +12,14 @@ A spill line that is not a record (a torn write, a disk error) is moved aside to
 that fails half way (the sink goes down again and the disk is full) leaves its
 ``.replaying`` file, finished by the next replay. A process that died leaves its spill,
 ``.replaying`` or ``.claimed-*`` files: a writer starting later takes them over, so after a
-crash a row may be written twice (``request_id`` tells) but never lost.
+crash a row may be written twice (``request_id`` tells) but never lost. Spill files are
+read a batch of lines at a time and copied in chunks, so a long outage's spill is replayed
+without holding it in memory.
+
+Shutdown waits ``close_timeout`` for the writer to finish; a write still stuck then is
+abandoned, and its batch and everything still queued are spilled for the next start. The
+abandoned write may still land (a SQLite write runs on in its thread), so such a row too
+may be written twice, never lost.
 
 Each writer holds a lock (``<table>-spill-<pid>.lock``, flock) for its life, so a worker
 starting beside live siblings leaves their files alone; a lock dies with its process, so
@@ -27,7 +34,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import msgspec
 from prometheus_client import Counter
@@ -42,6 +49,18 @@ except ImportError:  # not on Windows: every other writer's files count as left 
 
 log = logging.getLogger("gateway.sinks")
 _encode = msgspec.json.Encoder()
+
+#: How long close() waits for the writer to write what is queued. A healthy database writes
+#: a full queue in a second or two; a write stuck longer (a lock held by another session, a
+#: server gone silent) must not hold up shutdown past a container's grace period (30 s by
+#: default on Kubernetes, and the usage and inference writers close one after the other).
+CLOSE_TIMEOUT_S = 10.0
+#: Spill files are copied in pieces of this size, never read whole.
+_COPY_CHUNK = 1 << 16
+
+
+class WriteAbandoned(Exception):
+    """close() stopped waiting for a sink write: its records are not known to be written."""
 
 
 class UsageSink(Protocol):
@@ -69,7 +88,7 @@ class BatchWriter:
         self, sink: UsageSink, spill_dir: Path, *,
         batch_size: int = 1000, flush_interval: float = 0.2, queue_size: int = 100_000,
         table: str = "usage", record_type: type[msgspec.Struct] = UsageRecord,
-        counters: WriterCounters = USAGE_COUNTERS,
+        counters: WriterCounters = USAGE_COUNTERS, close_timeout: float = CLOSE_TIMEOUT_S,
     ) -> None:
         self.sink = sink
         # None is the stop sentinel that close() queues behind the last record.
@@ -80,6 +99,10 @@ class BatchWriter:
         self._table = table
         self._decode = msgspec.json.Decoder(record_type)
         self._counters = counters
+        self._close_timeout = close_timeout
+        # Set by close() when it stops waiting: writes then fail at once and their rows spill.
+        self._give_up: asyncio.Future[None] | None = None
+        self._abandoned: asyncio.Task[None] | None = None  # a write given up on, still unwinding
         self._spill = spill_dir / f"{table}-spill-{os.getpid()}.jsonl"
         self._replaying = self._spill.with_suffix(".replaying")
         self._lock_path = self._spill.with_suffix(".lock")
@@ -119,6 +142,7 @@ class BatchWriter:
             log.error("%s sink unreachable at start (%s); spilling records until it answers",
                       self._table, str(exc) or type(exc).__name__)
         self._claim_orphan_spills()
+        self._give_up = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name=f"{self._table}-writer")
 
     async def flushed(self) -> None:
@@ -135,17 +159,23 @@ class BatchWriter:
     async def close(self) -> None:
         """Write everything queued so far, then close the sink.
 
-        The writer is stopped by a sentinel behind the queued records, never cancelled
-        mid-write: a write runs in a thread that a cancellation would not stop. If the
-        writer task died, what is still queued goes to the spill file instead.
+        The writer is stopped by a sentinel behind the queued records. If it has not
+        finished within ``close_timeout`` (a write is stuck), the write in flight is
+        abandoned: it and every record still queued go to the spill file, replayed at the
+        next start. If the writer task died, what is still queued goes to the spill file too.
         """
         if self._task is not None:
             if not self._task.done():
-                # The queue may be full; stop waiting for room if the task dies meanwhile.
+                # The queue may be full: the sentinel goes in once the writer makes room.
                 stop = asyncio.ensure_future(self._queue.put(None))
-                await asyncio.wait({stop, self._task}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({self._task}, timeout=self._close_timeout)
+                if not self._task.done():
+                    log.error("%s writer: still writing after %g s at shutdown; the write in flight and what is "
+                              "queued go to the spill file for the next start", self._table, self._close_timeout)
+                    assert self._give_up is not None
+                    self._give_up.set_result(None)
+                    await asyncio.wait({self._task})  # only spill files are written from here on
                 stop.cancel()
-            await asyncio.wait({self._task})
             if not self._task.cancelled() and self._task.exception() is not None:
                 log.error("%s writer task had failed; spilling what it left", self._table, exc_info=self._task.exception())
             self._task = None
@@ -217,9 +247,24 @@ class BatchWriter:
             if self._queue.empty():
                 self._idle.set()
 
+    async def _sink_write(self, records: list[Any]) -> None:
+        """``sink.write``, or WriteAbandoned once close() has stopped waiting for it."""
+        assert self._give_up is not None
+        if self._give_up.done():
+            raise WriteAbandoned
+        write = asyncio.ensure_future(self.sink.write(records))
+        await asyncio.wait({write, self._give_up}, return_when=asyncio.FIRST_COMPLETED)
+        if not write.done():
+            # Not awaited: a write stuck on the database may take a while to unwind.
+            write.cancel()
+            write.add_done_callback(_ignore_outcome)
+            self._abandoned = write  # a reference, so the task is not collected mid-unwind
+            raise WriteAbandoned
+        write.result()
+
     async def _write(self, batch: list[Any]) -> None:
         try:
-            await self.sink.write(batch)
+            await self._sink_write(batch)
         except Exception as exc:  # noqa: BLE001 - any sink failure means: keep the rows on disk
             log.warning("%s sink write failed (%s); spilling %d records", self._table, type(exc).__name__, len(batch))
             self._counters.spilled.inc(len(batch))
@@ -229,17 +274,17 @@ class BatchWriter:
         if self._replay_due():
             await self._replay_logged()
 
-    def _read_spill(self, path: Path) -> list[Any]:
-        """The records of a spill file; lines that are not records are moved aside."""
+    def _read_batch(self, lines: BinaryIO) -> list[Any]:
+        """The next records of a spill file, at most a batch; lines that are not records are moved aside."""
         records: list[Any] = []
         rejected: list[bytes] = []
-        for line in path.read_bytes().splitlines():
+        while len(records) < self._batch_size and (line := lines.readline()):
             if not line.strip():
                 continue
             try:
                 records.append(self._decode.decode(line))
             except (msgspec.DecodeError, msgspec.ValidationError):
-                rejected.append(line)
+                rejected.append(line.removesuffix(b"\n"))
         if rejected:
             aside = self._spill_dir / f"{self._table}-rejected-{os.getpid()}.jsonl"
             with aside.open("ab") as f:
@@ -251,6 +296,12 @@ class BatchWriter:
     def _append_spill(self, batch: list[Any]) -> None:
         with self._spill.open("ab") as f:
             f.write(b"".join(_encode.encode(r) + b"\n" for r in batch))
+
+    def _put_back(self, batch: list[Any], rest: BinaryIO) -> None:
+        """A replayed batch the sink did not take, and the lines after it, back into the spill file."""
+        self._append_spill(batch)
+        with self._spill.open("ab") as out:
+            _copy_lines(rest, out)
 
     def _claim_orphan_spills(self) -> None:
         # Files of earlier (or dead) processes: spills, replays and claims they did not finish.
@@ -267,7 +318,7 @@ class BatchWriter:
             try:
                 if path != claimed:
                     path.rename(claimed)
-                _append_file(self._spill, claimed.read_bytes())
+                _append_file(self._spill, claimed)
                 claimed.unlink()
             except OSError as exc:  # another writer took it first, or the disk failed: it is not lost
                 log.warning("%s spill file %s could not be taken over (%s)", self._table, path.name, exc)
@@ -279,35 +330,50 @@ class BatchWriter:
         if not self._replaying.exists():
             self._spill.rename(self._replaying)
             return
-        _append_file(self._replaying, self._spill.read_bytes())
+        _append_file(self._replaying, self._spill)
         self._spill.unlink()
 
     async def _replay(self) -> None:
         replaying = self._replaying
         try:
             await asyncio.to_thread(self._take_spill)
-            records = await asyncio.to_thread(self._read_spill, replaying)
+            lines = await asyncio.to_thread(replaying.open, "rb")
         except OSError as exc:
             log.error("%s spill file %s could not be read (%s); it stays for the next replay", self._table,
                       replaying, exc)
             return
-        for i in range(0, len(records), self._batch_size):
-            chunk = records[i : i + self._batch_size]
-            try:
-                await self.sink.write(chunk)
-            except Exception:  # noqa: BLE001 - still down: back to the spill file
-                await asyncio.to_thread(self._append_spill, records[i:])
-                break
-            self._counters.written.inc(len(chunk))
+        with lines:
+            while batch := await asyncio.to_thread(self._read_batch, lines):
+                try:
+                    await self._sink_write(batch)
+                except Exception:  # noqa: BLE001 - still down, or abandoned at close: back to the spill file
+                    await asyncio.to_thread(self._put_back, batch, lines)
+                    break
+                self._counters.written.inc(len(batch))
         await asyncio.to_thread(replaying.unlink)
 
 
-def _append_file(path: Path, data: bytes) -> None:
-    """Append whole lines: a torn last line gets its end, so it cannot spoil the next record."""
-    if data and not data.endswith(b"\n"):
-        data += b"\n"
-    with path.open("ab") as out:
-        out.write(data)
+def _ignore_outcome(write: asyncio.Future[None]) -> None:
+    # An abandoned write's own failure was already answered by spilling its rows.
+    if not write.cancelled():
+        write.exception()
+
+
+def _copy_lines(source: BinaryIO, out: BinaryIO) -> None:
+    """Copy the rest of ``source`` in chunks, as whole lines: a torn last line gets its end,
+    so it cannot spoil the next record."""
+    last = b"\n"
+    while chunk := source.read(_COPY_CHUNK):
+        out.write(chunk)
+        last = chunk[-1:]
+    if last != b"\n":
+        out.write(b"\n")
+
+
+def _append_file(path: Path, source: Path) -> None:
+    """Append the file ``source`` to ``path`` as whole lines (see _copy_lines)."""
+    with source.open("rb") as src, path.open("ab") as out:
+        _copy_lines(src, out)
 
 
 def _hold_lock(path: Path) -> int | None:

@@ -158,3 +158,95 @@ async def test_a_closed_writer_leaves_no_lock_behind(tmp_path: Path) -> None:
     assert (tmp_path / f"usage-spill-{os.getpid()}.lock").exists()
     await writer.close()
     assert not list(tmp_path.glob("usage-spill-*"))
+
+
+class StuckSink(FlakySink):
+    """A sink whose writes never finish, as on a database that stopped answering."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = asyncio.Event()
+
+    async def write(self, records: list[UsageRecord]) -> None:
+        self.writing.set()
+        await asyncio.Event().wait()
+
+
+def spilled(spill_dir: Path) -> list[str]:
+    text = (spill_dir / f"usage-spill-{os.getpid()}.jsonl").read_bytes()
+    return sorted(msgspec.json.decode(line, type=UsageRecord).request_id for line in text.splitlines())
+
+
+async def replayed_by_next_start(spill_dir: Path) -> list[str]:
+    sink = FlakySink()
+    writer = writer_on(spill_dir, sink)
+    await writer.start()
+    await writer.close()
+    assert not [p for p in spill_dir.glob("usage-spill-*") if not p.name.endswith(".lock")]
+    return ids(sink)
+
+
+async def test_close_gives_up_on_a_stuck_write_and_spills_it_with_what_is_queued(tmp_path: Path) -> None:
+    sink = StuckSink()
+    writer = BatchWriter(sink, tmp_path, batch_size=10, flush_interval=0.001, close_timeout=0.01)
+    await writer.start()
+    writer.submit(record(0))
+    await asyncio.wait_for(sink.writing.wait(), 10)
+    for i in range(1, 25):  # queued behind the stuck write
+        writer.submit(record(i))
+    await asyncio.wait_for(writer.close(), 10)  # a guard against a hang, not a clock
+    everything = sorted(f"r{i}" for i in range(25))
+    assert spilled(tmp_path) == everything
+    assert await replayed_by_next_start(tmp_path) == everything
+
+
+async def test_close_gives_up_on_a_stuck_replay_and_puts_its_rows_back(tmp_path: Path) -> None:
+    (tmp_path / "usage-spill-4242.jsonl").write_bytes(lines(*range(15)))  # a dead worker's: replayed at start
+    sink = StuckSink()
+    writer = BatchWriter(sink, tmp_path, batch_size=10, flush_interval=0.001, close_timeout=0.01)
+    await writer.start()
+    await asyncio.wait_for(sink.writing.wait(), 10)  # the replay's first batch
+    writer.submit(record(15))
+    await asyncio.wait_for(writer.close(), 10)
+    everything = sorted(f"r{i}" for i in range(16))
+    assert spilled(tmp_path) == everything
+    assert not list(tmp_path.glob("usage-spill-*.replaying"))
+    assert await replayed_by_next_start(tmp_path) == everything
+
+
+class CountingSink(FlakySink):
+    """A sink that keeps only the numbers of the records and the size of each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numbers: list[int] = []
+        self.writes: list[int] = []
+
+    async def write(self, records: list[UsageRecord]) -> None:
+        self.numbers.extend(int(r.request_id[1:]) for r in records)
+        self.writes.append(len(records))
+
+
+async def test_a_spill_far_larger_than_a_batch_is_replayed_in_batches_without_being_read_whole(tmp_path: Path) -> None:
+    import tracemalloc
+
+    count, batch = 5000, 50
+    padding = "x" * 2000  # a long user agent: about 2 kB a line, 10 MB in all
+    with (tmp_path / "usage-spill-4242.jsonl").open("wb") as f:  # a dead worker's: taken over and replayed
+        for i in range(count):
+            f.write(msgspec.json.encode(msgspec.structs.replace(record(i), user_agent=padding)) + b"\n")
+    size = (tmp_path / "usage-spill-4242.jsonl").stat().st_size
+    sink = CountingSink()
+    writer = BatchWriter(sink, tmp_path, batch_size=batch, flush_interval=0.001)
+    tracemalloc.start()
+    try:
+        await writer.start()
+        await submit(writer, record(count))  # written after the replay
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    await writer.close()
+    assert sorted(sink.numbers) == list(range(count + 1))
+    assert max(sink.writes) == batch and len(sink.writes) == count // batch + 1
+    assert peak < size / 5, f"replaying a {size} byte spill took {peak} bytes"
+    assert not [p for p in tmp_path.glob("usage-spill-*") if not p.name.endswith(".lock")]
