@@ -71,6 +71,18 @@ async def test_each_retryable_status_falls_back_in_order(make_gateway, failing, 
     assert attempts[0]["error_code"] == f"upstream_{failing[-3:]}"
 
 
+async def test_attempts_are_json_text_that_sql_can_query(make_gateway):
+    import sqlite3
+
+    gw = await make_gateway(MOCK, [{"name": "ep", "served_entities": [entity("error-503")],
+                                    "fallbacks": [entity("echo")]}])
+    assert await chat(gw) == (200, "Echo: hi")
+    await gw.usage_rows(1)
+    with sqlite3.connect(f"{gw.data_dir}/usage.db") as conn:
+        row = conn.execute("SELECT typeof(attempts), json_extract(attempts, '$[1].entity') FROM usage").fetchone()
+    assert row == ("text", "mock/echo")
+
+
 async def test_connection_refused_and_timeout_fall_back(make_gateway, start_upstream):
     up = await start_upstream("openai")
     gw = await make_gateway(

@@ -184,6 +184,25 @@ def test_sqlite_table_from_an_earlier_version_gains_new_columns(tmp_path):
     conn.close()
 
 
+def test_sqlite_attempts_an_earlier_version_stored_as_blobs_become_text(tmp_path):
+    from gateway.sinks.sqlite import connect
+
+    conn = connect(tmp_path / "usage.db")
+    conn.execute("PRAGMA user_version = 0")  # as a file an earlier version made
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(usage)")]
+    values = {c: 0 for c in columns} | {"request_id": "r1", "event_time": "2026-01-01", "api_type": "t",
+                                        "request_tags": "{}", "attempts": b'[{"entity":"mock/echo"}]'}
+    conn.execute(f"INSERT INTO usage ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+                 tuple(values.values()))
+    conn.commit()
+    conn.close()
+    conn = connect(tmp_path / "usage.db")
+    assert conn.execute("SELECT typeof(attempts), attempts FROM usage").fetchone() == (
+        "text", '[{"entity":"mock/echo"}]')
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()
+
+
 async def test_a_database_down_at_start_does_not_stop_the_gateway(make_gateway, tmp_path):
     """Config endpoints and tokens serve, usage rows wait in the spill file, readiness says why."""
     import socket

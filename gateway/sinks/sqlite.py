@@ -45,6 +45,8 @@ CREATE INDEX IF NOT EXISTS usage_event_time ON usage (event_time);
 """
 
 ADDED_COLUMNS = {"attempts": "TEXT NOT NULL DEFAULT '[]'"}
+#: The usage table's data version in the file's PRAGMA user_version; 1: attempts stored as text.
+_USAGE_VERSION = 1
 
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
@@ -73,7 +75,7 @@ def _row(r: UsageRecord) -> tuple[object, ...]:
         r.requester, r.user_agent, r.status_code, r.input_tokens, r.output_tokens, r.total_tokens,
         r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, int(r.tokens_estimated),
         r.latency_ms, r.time_to_first_byte_ms, int(r.streaming), orjson.dumps(r.request_tags).decode(), r.error_code,
-        _json(r.attempts),
+        _json(r.attempts).decode(),  # text, as SQLite's JSON functions refuse a blob
     )
 
 
@@ -88,6 +90,11 @@ def connect(path: Path) -> sqlite3.Connection:
     for column, ddl in ADDED_COLUMNS.items():
         if column not in have:
             conn.execute(f"ALTER TABLE usage ADD COLUMN {column} {ddl}")
+    if conn.execute("PRAGMA user_version").fetchone()[0] < _USAGE_VERSION:
+        # Before version 1, attempts went in as blobs: one pass makes them text (safe to run twice).
+        with conn:
+            conn.execute("UPDATE usage SET attempts = CAST(attempts AS TEXT) WHERE typeof(attempts) = 'blob'")
+            conn.execute(f"PRAGMA user_version = {_USAGE_VERSION}")
     return conn
 
 
