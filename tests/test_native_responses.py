@@ -190,3 +190,17 @@ async def test_a_chained_conversation_is_stored_once_per_turn_not_once_per_respo
     assert [len(t.items) for t in turns.values()] == [2] * 6
     conversation = gw.app[RESPONSES].get(previous)
     assert [json.loads(bytes(i)).get("content") for i in conversation[::2]] == [f"turn {n}" for n in range(6)]
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
+async def test_a_function_tool_with_null_parameters_reaches_the_provider_without_a_null_schema(
+        make_gateway, start_upstream, kind):
+    # The SDK's FunctionToolParam makes `parameters` required but nullable: a tool without arguments.
+    gw, up = await gateway_for(make_gateway, start_upstream, kind)
+    await client(gw).responses.create(model="ep-ok", input="what time is it?", tools=[
+        {"type": "function", "name": "now", "parameters": None, "strict": None}])
+    sent = up.recorder.last["body"]["tools"]
+    if kind == "anthropic":
+        assert sent == [{"name": "now", "input_schema": {"type": "object", "properties": {}}}]
+    else:
+        assert sent == [{"functionDeclarations": [{"name": "now"}]}]

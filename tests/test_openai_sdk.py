@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import TOKEN, Gateway
+from tests.upstreams import UPSTREAM_KEY
 
 WEATHER_TOOL = {
     "type": "function",
@@ -28,6 +29,14 @@ def sync_client(gw: Gateway) -> openai.OpenAI:
 
 def async_client(gw: Gateway) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=gw.url("/mlflow/v1"), api_key=TOKEN, max_retries=0)
+
+
+async def translated_gateway(make_gateway, start_upstream, kind: str):  # type: ignore[no-untyped-def]
+    """A gateway whose endpoint ``ep`` is served by a fake ``kind`` provider: Chat Completions is translated."""
+    up = await start_upstream(kind)
+    gw = await make_gateway({"up": {"kind": kind, "api_key": UPSTREAM_KEY, "base_url": up.url}},
+                            [{"name": "ep", "served_entities": [{"provider": "up", "model": "ok"}]}])
+    return gw, up
 
 
 async def test_sync_sdk_chat_completion(mock_gateway: Gateway):
@@ -156,3 +165,16 @@ async def test_unknown_endpoint_is_a_404_the_sdk_understands(mock_gateway: Gatew
         await client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     assert "nope" in info.value.message
     assert info.value.body["code"] == "endpoint_not_found"
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
+async def test_a_translated_tool_with_null_parameters_reaches_the_provider_without_a_null_schema(
+        make_gateway, start_upstream, kind):
+    gw, up = await translated_gateway(make_gateway, start_upstream, kind)
+    await async_client(gw).chat.completions.create(model="ep", messages=[{"role": "user", "content": "time?"}], tools=[
+        {"type": "function", "function": {"name": "now", "parameters": None}}])
+    sent = up.recorder.last["body"]["tools"]
+    if kind == "anthropic":
+        assert sent == [{"name": "now", "input_schema": {"type": "object", "properties": {}}}]
+    else:
+        assert sent == [{"functionDeclarations": [{"name": "now"}]}]

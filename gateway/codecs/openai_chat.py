@@ -113,6 +113,12 @@ def _messages(req: w.ChatCompletionRequest) -> tuple[tuple[str, ...], tuple[Mess
     return tuple(system), tuple(messages)
 
 
+def function_parameters(parameters: msgspec.Raw | msgspec.UnsetType) -> msgspec.Raw | None:
+    """A function tool's JSON Schema, or None: OpenAI takes ``"parameters": null`` for a function
+    without arguments, where providers want a schema or none (Anthropic refuses a null one)."""
+    return parameters if isinstance(parameters, msgspec.Raw) and bytes(parameters) != b"null" else None
+
+
 def _tool_choice(choice: str | w.NamedToolChoice | None) -> ToolChoice | None:
     if choice is None:
         return None
@@ -146,7 +152,7 @@ def decode_request(body: bytes) -> ChatRequest:
         ToolSpec(
             t.function.name,
             t.function.description if isinstance(t.function.description, str) else None,
-            t.function.parameters if isinstance(t.function.parameters, msgspec.Raw) else None,
+            function_parameters(t.function.parameters),
         )
         for t in req.tools or ()
     )

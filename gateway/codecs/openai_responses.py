@@ -27,7 +27,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET
 
-from gateway.codecs.openai_chat import bad_request_from
+from gateway.codecs.openai_chat import bad_request_from, function_parameters
 from gateway.errors import BadRequest, GatewayError
 from gateway.ir import (
     ChatRequest, ChatResult, FinishEvent, FinishReason, ImagePart, Message, Part, ResponseFormat,
@@ -171,7 +171,7 @@ def _tools(raws: list[msgspec.Raw] | None) -> tuple[ToolSpec, ...]:
         if _decode_at(_decode_type, raw, where).type != "function":
             continue  # a built-in tool: no IR form
         t: w.FunctionTool = _decode_at(_decode_tool, raw, where)
-        specs.append(ToolSpec(t.name, t.description, t.parameters if isinstance(t.parameters, msgspec.Raw) else None))
+        specs.append(ToolSpec(t.name, t.description, function_parameters(t.parameters)))
     return tuple(specs)
 
 
