@@ -85,7 +85,7 @@ async def test_store_false_keeps_nothing(make_gateway, start_upstream):
     first = await c.responses.create(model="ep-ok", input="hello", store=False)
     with pytest.raises(openai.BadRequestError) as info:
         await c.responses.create(model="ep-ok", input="again", previous_response_id=first.id)
-    assert "previous_response_id" in str(info.value)
+    assert info.value.param == "previous_response_id" and first.id in info.value.message
 
 
 async def test_unknown_endpoint_and_bad_input_are_openai_errors(make_gateway, start_upstream):
@@ -204,3 +204,12 @@ async def test_a_function_tool_with_null_parameters_reaches_the_provider_without
         assert sent == [{"name": "now", "input_schema": {"type": "object", "properties": {}}}]
     else:
         assert sent == [{"functionDeclarations": [{"name": "now"}]}]
+
+
+async def test_an_unknown_previous_response_id_is_refused_as_openai_refuses_it(make_gateway, start_upstream):
+    gw, up = await gateway_for(make_gateway, start_upstream, "anthropic")
+    with pytest.raises(openai.BadRequestError) as info:
+        await client(gw).responses.create(model="ep-ok", input="again", previous_response_id="resp_expired")
+    assert info.value.body["message"] == "Previous response with id 'resp_expired' not found."
+    assert info.value.param == "previous_response_id"
+    assert up.recorder.requests == []

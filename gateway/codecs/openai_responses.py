@@ -211,8 +211,9 @@ def request_ir(view: w.ResponsesRequestView, conversation: Sequence[msgspec.Raw]
     """
     if conversation is None:
         if view.previous_response_id is not None:
-            raise BadRequest("previous_response_id is not supported for this endpoint; send the whole conversation "
-                             "in input", param="previous_response_id")
+            # OpenAI's words: the id may have expired, been stored with store: false, or never existed.
+            raise BadRequest(f"Previous response with id '{view.previous_response_id}' not found.",
+                             param="previous_response_id")
         conversation = view.input
     if isinstance(conversation, str):
         system, messages = [], [Message("user", (TextPart(conversation),))]

@@ -180,7 +180,6 @@ def test_input_images_by_url_and_data_url():
      BadRequest, "input[0].content[0].image_url"),
     (body(input=[{"type": "reasoning", "id": "rs_1", "summary": []}]), BadRequest, "input"),
     (body(input=[]), BadRequest, "input"),
-    (body(input="hi", previous_response_id="resp_1"), BadRequest, "previous_response_id"),
     (body(input="hi", text={"format": {"type": "json_schema", "name": "x"}}), BadRequest, "text.format.schema"),
     (body(input="hi", tools=[{"type": "function"}]), BadRequest, "tools[0]"),
     (body(input="hi", tools=[{"type": "function", "name": "f"}], tool_choice={"type": "function"}), BadRequest,
@@ -412,6 +411,7 @@ def test_a_request_continuing_a_stored_conversation_is_refused_without_it():
     with pytest.raises(BadRequest) as info:
         codec.request_ir(codec.decode_view(body(input="hi", previous_response_id="resp_1")))
     assert info.value.param == "previous_response_id"
+    assert info.value.message == "Previous response with id 'resp_1' not found."
 
 
 @pytest.mark.parametrize("field, value", [
