@@ -178,3 +178,17 @@ async def test_a_translated_tool_with_null_parameters_reaches_the_provider_witho
         assert sent == [{"name": "now", "input_schema": {"type": "object", "properties": {}}}]
     else:
         assert sent == [{"functionDeclarations": [{"name": "now"}]}]
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
+@pytest.mark.parametrize("asked", [{"logprobs": True}, {"logprobs": True, "top_logprobs": 3}, {"top_logprobs": 3}])
+async def test_logprobs_are_refused_when_translating_rather_than_answered_with_none(
+        make_gateway, start_upstream, kind, asked):
+    gw, up = await translated_gateway(make_gateway, start_upstream, kind)
+    with pytest.raises(openai.BadRequestError) as info:
+        await async_client(gw).chat.completions.create(model="ep", messages=[{"role": "user", "content": "hi"}], **asked)
+    assert info.value.param in asked and "logprobs" in info.value.message
+    assert up.recorder.requests == []
+    reply = await async_client(gw).chat.completions.create(
+        model="ep", messages=[{"role": "user", "content": "hi"}], logprobs=False)
+    assert reply.choices[0].message.content

@@ -1,6 +1,7 @@
 """OpenAI Chat Completions as a client API: request -> IR, IR result and events -> wire.
 
-Degradations, by design: ``n`` > 1 is refused (every provider path returns one choice);
+Degradations, by design: ``n`` > 1 is refused (every provider path returns one choice), and so
+are ``logprobs`` and ``top_logprobs`` (no other provider's reply is translated with them);
 thinking text goes out as ``reasoning_content`` (the field vLLM and DeepSeek use), and its
 signature is dropped because Chat Completions cannot carry it.
 """
@@ -145,6 +146,10 @@ def decode_request(body: bytes) -> ChatRequest:
         raise bad_request_from(exc) from None
     if req.n is not None and req.n != 1:
         raise BadRequest("Only n=1 is supported", param="n")
+    # The IR carries no token probabilities: refused, where a silent "logprobs": null would look like a bug.
+    if req.logprobs or req.top_logprobs:
+        raise BadRequest("logprobs are only available from OpenAI-format providers, not from this endpoint's",
+                         param="logprobs" if req.logprobs else "top_logprobs")
     if not req.messages:
         raise BadRequest("messages must not be empty", param="messages")
     system, messages = _messages(req)

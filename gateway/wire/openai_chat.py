@@ -104,6 +104,8 @@ class ChatCompletionRequest(_Wire):
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     user: str | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
 
 class ChatRequestView(msgspec.Struct):
