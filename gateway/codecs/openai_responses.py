@@ -434,7 +434,8 @@ class ResponsesStreamEncoder:
         text = "".join(item.chunks)
         at = {"item_id": item.id, "output_index": item.index}
         if item.kind == "function_call":
-            self._emit(out, w.ArgumentsDoneEvent, "response.function_call_arguments.done", arguments=text, **at)
+            self._emit(out, w.ArgumentsDoneEvent, "response.function_call_arguments.done", arguments=text,
+                       name=item.name, **at)
         else:
             message = item.kind == "message"
             self._emit(out, w.TextDoneEvent, "response.output_text.done" if message else "response.reasoning_text.done",

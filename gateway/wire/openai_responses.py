@@ -155,6 +155,7 @@ class ResponseEcho(msgspec.Struct):
 class OutputText(msgspec.Struct, tag="output_text", tag_field="type"):
     text: str
     annotations: list[msgspec.Raw] = []
+    logprobs: list[msgspec.Raw] = []  # required by OpenAI's spec, though empty: the gateway has none
 
 
 class ReasoningText(msgspec.Struct, tag="reasoning_text", tag_field="type"):
@@ -289,6 +290,7 @@ class ArgumentsDoneEvent(msgspec.Struct):
     item_id: str
     output_index: int
     arguments: str
+    name: str
 
 
 class ErrorEvent(msgspec.Struct):

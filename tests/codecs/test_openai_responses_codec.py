@@ -324,6 +324,23 @@ def test_interleaved_parallel_tool_calls_get_their_own_items():
     assert encoder.output_chars == len("Looking up both.") + len('{"city":"Paris"}{"tz":"UTC"}')
 
 
+def test_events_carry_the_fields_openais_spec_requires_beyond_the_python_sdk():
+    """Clients with generated strict types (Rust, Java, .NET) need every required field: the
+    arguments.done event's ``name``, and ``logprobs`` on each output_text part."""
+    encoder = codec.ResponsesStreamEncoder("resp_s", "my-endpoint")
+    data = encoder.encode([TextDelta("Checking."), ToolCallStart(0, "call_a", "get_weather"),
+                           ToolCallDelta(0, '{"city":"Paris"}'), FinishEvent("tool_calls")]) + encoder.finish()
+    sse = SSEDecoder()
+    events = [json.loads(frame.data) for frame in sse.feed(data) + sse.finish()]
+    (done,) = [ev for ev in events if ev["type"] == "response.function_call_arguments.done"]
+    assert done["name"] == "get_weather"
+    parts = [ev["part"] for ev in events if ev["type"].startswith("response.content_part.")]
+    parts += [part for ev in events if ev["type"] == "response.output_item.done" and ev["item"]["type"] == "message"
+              for part in ev["item"]["content"]]
+    parts += json.loads(codec.encode_result(RESULT, "ep", "resp_abc"))["output"][1]["content"]
+    assert len(parts) == 4 and all(part["logprobs"] == [] for part in parts)
+
+
 def test_thinking_streams_as_reasoning_items_carrying_the_signature():
     events, final, _ = run_stream([
         [ThinkingDelta("First "), ThinkingDelta("thought."), ThinkingDelta(signature="sig-1")],
