@@ -7,6 +7,9 @@ proportion to its length, not its square; ``get`` walks the links back. Storing 
 refreshes the turns it continues, so a conversation in use is not evicted from under it;
 if one of them is gone anyway, the chain counts as unknown rather than silently shortened.
 
+Each turn belongs to the principal that made it: as at OpenAI, anyone else holding the id
+gets "not found", so an id seen in a log does not open someone's conversation.
+
 Held in each worker's memory: a follow-up that lands on another worker (``--workers N``)
 does not find it. Requests with ``store: false`` keep nothing.
 """
@@ -21,12 +24,13 @@ import msgspec
 
 
 class _Turn:
-    __slots__ = ("expires", "previous", "items")
+    __slots__ = ("expires", "previous", "items", "owner")
 
-    def __init__(self, expires: float, previous: str | None, items: list[msgspec.Raw]) -> None:
+    def __init__(self, expires: float, previous: str | None, items: list[msgspec.Raw], owner: str | None) -> None:
         self.expires = expires
         self.previous = previous
         self.items = items
+        self.owner = owner
 
 
 class ResponseStore:
@@ -36,10 +40,12 @@ class ResponseStore:
         self._clock = clock
         self._turns: OrderedDict[str, _Turn] = OrderedDict()
 
-    def put(self, response_id: str, items: list[msgspec.Raw], previous: str | None = None) -> None:
-        """Keep a response's own turn (its new input items, then its output items), continuing ``previous``."""
+    def put(self, response_id: str, items: list[msgspec.Raw], previous: str | None = None,
+            owner: str | None = None) -> None:
+        """Keep a response's own turn (its new input items, then its output items), continuing
+        ``previous``, for ``owner`` alone to continue."""
         expires = self._clock() + self._retention
-        self._turns[response_id] = _Turn(expires, previous, items)
+        self._turns[response_id] = _Turn(expires, previous, items, owner)
         self._turns.move_to_end(response_id)
         seen = {response_id}
         while previous is not None and previous not in seen:  # keep the turns it continues alive with it
@@ -53,15 +59,16 @@ class ResponseStore:
         while len(self._turns) > self._max:
             self._turns.popitem(last=False)
 
-    def get(self, response_id: str) -> list[msgspec.Raw] | None:
-        """The whole conversation up to and including ``response_id``, oldest first; None if unknown."""
+    def get(self, response_id: str, owner: str | None = None) -> list[msgspec.Raw] | None:
+        """The whole conversation up to and including ``response_id``, oldest first; None if unknown
+        or not ``owner``'s."""
         now = self._clock()
         chain: list[list[msgspec.Raw]] = []
         seen: set[str] = set()
         current: str | None = response_id
         while current is not None:
             turn = self._turns.get(current)
-            if turn is None or current in seen:
+            if turn is None or current in seen or turn.owner != owner:
                 return None
             if now >= turn.expires:
                 del self._turns[current]

@@ -7,7 +7,7 @@ import json
 import openai
 import pytest
 
-from tests.conftest import TOKEN, Gateway
+from tests.conftest import OTHER_TOKEN, TOKEN, Gateway
 from tests.upstreams import UPSTREAM_KEY
 
 KINDS = ["mock", "openai", "anthropic", "gemini"]
@@ -188,7 +188,7 @@ async def test_a_chained_conversation_is_stored_once_per_turn_not_once_per_respo
         previous = reply.id
     turns = gw.app[RESPONSES]._turns  # noqa: SLF001 - what the store holds is the point
     assert [len(t.items) for t in turns.values()] == [2] * 6
-    conversation = gw.app[RESPONSES].get(previous)
+    conversation = gw.app[RESPONSES].get(previous, "alice@example.com")
     assert [json.loads(bytes(i)).get("content") for i in conversation[::2]] == [f"turn {n}" for n in range(6)]
 
 
@@ -213,3 +213,16 @@ async def test_an_unknown_previous_response_id_is_refused_as_openai_refuses_it(m
     assert info.value.body["message"] == "Previous response with id 'resp_expired' not found."
     assert info.value.param == "previous_response_id"
     assert up.recorder.requests == []
+
+
+async def test_a_stored_conversation_is_continued_only_by_the_principal_that_made_it(make_gateway, start_upstream):
+    # OpenAI scopes stored responses to their owner; anyone else holding the id gets "not found".
+    gw, up = await gateway_for(make_gateway, start_upstream, "anthropic")
+    first = await client(gw).responses.create(model="ep-ok", input="my secret plan")
+    bob = openai.AsyncOpenAI(base_url=gw.url("/openai/v1"), api_key=OTHER_TOKEN, max_retries=0)
+    calls = len(up.recorder.requests)
+    with pytest.raises(openai.BadRequestError) as info:
+        await bob.responses.create(model="ep-ok", input="what was the plan?", previous_response_id=first.id)
+    assert info.value.param == "previous_response_id" and len(up.recorder.requests) == calls
+    await client(gw).responses.create(model="ep-ok", input="go on", previous_response_id=first.id)
+    assert up.recorder.last["body"]["messages"][0]["content"][0]["text"] == "my secret plan"

@@ -55,3 +55,11 @@ def test_continuing_a_conversation_keeps_its_earlier_turns_alive() -> None:
     store.put("noise2", items("n2"))  # evicts "noise", not r1
     clock.now = 15
     assert texts(store.get("r2")) == ["q1", "q2"]
+
+
+def test_a_chain_is_found_only_by_its_owner() -> None:
+    store = ResponseStore(retention_s=60, max_entries=100)
+    store.put("r1", items("q1", "a1"), owner="alice")
+    store.put("r2", items("q2", "a2"), previous="r1", owner="alice")
+    assert texts(store.get("r2", "alice")) == ["q1", "a1", "q2", "a2"]
+    assert store.get("r2", "bob") is None and store.get("r1", None) is None

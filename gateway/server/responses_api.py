@@ -30,19 +30,21 @@ from gateway.wire import openai_responses as w
 class _Turn:
     """What the Responses API decided about a request before routing."""
 
-    __slots__ = ("echo", "keep", "previous", "own_input")
+    __slots__ = ("echo", "keep", "previous", "own_input", "owner")
 
-    def __init__(self, echo: w.ResponseEcho, keep: bool, previous: str | None, own_input: list[msgspec.Raw]) -> None:
+    def __init__(self, echo: w.ResponseEcho, keep: bool, previous: str | None, own_input: list[msgspec.Raw],
+                 owner: str | None) -> None:
         self.echo = echo
         self.keep = keep
         self.previous = previous  # the stored response this one continues
         self.own_input = own_input  # this request's own input items, what the store keeps of it
+        self.owner = owner  # the principal, the only one who may continue it
 
 
 def _keep(store: ResponseStore, call: Call, output: list[msgspec.Raw]) -> None:
     turn: _Turn = call.turn
     if turn.keep:
-        store.put(call.reply_id, [*turn.own_input, *output], previous=turn.previous)
+        store.put(call.reply_id, [*turn.own_input, *output], previous=turn.previous, owner=turn.owner)
 
 
 class _StoringEncoder(codec.ResponsesStreamEncoder):
@@ -93,9 +95,10 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     endpoint = find_endpoint(request, ctx, view.model, "chat")
     api = _api_for(request.app[RESPONSES])
     own_input = codec.own_items(view)
+    owner = ctx.principal.name if ctx.principal is not None else None
     previous = conversation = None
     if view.previous_response_id:
-        history = api.store.get(view.previous_response_id)
+        history = api.store.get(view.previous_response_id, owner)
         if history is not None:
             previous = view.previous_response_id
             conversation = [*history, *own_input]
@@ -103,5 +106,6 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     call = Call(ctx, endpoint, body, stream=bool(view.stream), include_usage=True,
                 decode=lambda _body: codec.request_ir(view, conversation),
                 session=session_of(request, endpoint), reply_id=f"resp_{uuid.uuid4().hex}")
-    call.turn = _Turn(codec.echo_of(view), view.store is not False, previous, own_input)  # storing is the default
+    keep = view.store is not False  # storing is the default
+    call.turn = _Turn(codec.echo_of(view), keep, previous, own_input, owner)
     return await serve_chat(request, api, call)
