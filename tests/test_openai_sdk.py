@@ -186,7 +186,8 @@ async def test_logprobs_are_refused_when_translating_rather_than_answered_with_n
         make_gateway, start_upstream, kind, asked):
     gw, up = await translated_gateway(make_gateway, start_upstream, kind)
     with pytest.raises(openai.BadRequestError) as info:
-        await async_client(gw).chat.completions.create(model="ep", messages=[{"role": "user", "content": "hi"}], **asked)
+        await async_client(gw).chat.completions.create(
+            model="ep", messages=[{"role": "user", "content": "hi"}], **asked)
     assert info.value.param in asked and "logprobs" in info.value.message
     assert up.recorder.requests == []
     reply = await async_client(gw).chat.completions.create(
