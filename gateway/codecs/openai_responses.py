@@ -251,7 +251,9 @@ def own_items(view: w.ResponsesRequestView) -> list[msgspec.Raw]:
     """The request's own ``input`` as raw items; a string input becomes one user message item."""
     if isinstance(view.input, str):
         return [msgspec.Raw(_encode.encode({"type": "message", "role": "user", "content": view.input}))]
-    return view.input
+    # Copied: a decoded Raw points into the whole body (tools, instructions), which a stored
+    # turn would otherwise keep in memory for as long as it is kept.
+    return [item.copy() for item in view.input]
 
 
 def expand_input(body: bytes, conversation: Sequence[msgspec.Raw]) -> bytes:

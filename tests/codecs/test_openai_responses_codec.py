@@ -8,6 +8,7 @@ uses), so a shape the SDK would reject fails here.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import msgspec
@@ -410,6 +411,16 @@ def test_expand_input_prepends_the_stored_conversation():
         assert [(m.role, m.parts) for m in req.messages] == [
             ("user", (TextPart("What is 2+2?"),)), ("assistant", (TextPart("4"),)), ("user", (TextPart("And times 3?"),))]
         assert req.system == ("Be exact",)
+
+
+def test_own_items_do_not_keep_the_request_body_alive():
+    # The store holds them for an hour: a view's Raw items point into the whole body (tools,
+    # instructions, images), which would stay in memory with every stored turn.
+    raw = body(input=[{"role": "user", "content": "hi"}], instructions="x" * 100_000, tools=CODEX_TOOLS)
+    before = sys.getrefcount(raw)
+    items = codec.own_items(codec.decode_view(raw))
+    assert sys.getrefcount(raw) == before
+    assert [json.loads(bytes(item)) for item in items] == [{"role": "user", "content": "hi"}]
 
 
 def test_expand_input_keeps_item_list_input_and_unknown_items():
