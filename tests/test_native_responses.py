@@ -226,3 +226,17 @@ async def test_a_stored_conversation_is_continued_only_by_the_principal_that_mad
     assert info.value.param == "previous_response_id" and len(up.recorder.requests) == calls
     await client(gw).responses.create(model="ep-ok", input="go on", previous_response_id=first.id)
     assert up.recorder.last["body"]["messages"][0]["content"][0]["text"] == "my secret plan"
+
+
+@pytest.mark.parametrize("asked, param", [({"top_logprobs": 3}, "top_logprobs"),
+                                          ({"include": ["message.output_text.logprobs"]}, "include")])
+async def test_logprobs_are_refused_when_translating_rather_than_answered_empty(
+        make_gateway, start_upstream, asked, param):
+    gw, up = await gateway_for(make_gateway, start_upstream, "anthropic")
+    with pytest.raises(openai.BadRequestError) as info:
+        await client(gw).responses.create(model="ep-ok", input="hi", **asked)
+    assert info.value.param == param and "logprobs" in info.value.message
+    assert up.recorder.requests == []
+    reply = await client(gw).responses.create(model="ep-ok", input="hi", top_logprobs=0,
+                                              include=["reasoning.encrypted_content"])
+    assert reply.output_text.strip() == EXPECTED["anthropic"]

@@ -13,6 +13,8 @@ Degradations, by design (a same-format OpenAI endpoint is passed through and los
 - ``reasoning``, ``include``, ``store``, ``metadata``, ``truncation`` and ``prompt_cache_key``
   are not translated; the Response echoes them back. A Gemini thought signature on a tool
   call has no place in a ``function_call`` item and is dropped.
+- Logprobs (``top_logprobs``, ``include`` of ``message.output_text.logprobs``) are refused:
+  the IR carries none, and an empty list would read as a model that had none.
 - A request is decoded once (``decode_view``); the IR is made from that (``request_ir``).
   ``previous_response_id`` must be resolved by a state store, which hands ``request_ir``
   the whole conversation; without one it is refused rather than silently forgotten.
@@ -198,6 +200,10 @@ def _response_format(text: w.TextConfig | None) -> ResponseFormat | None:
     return ResponseFormat(fmt.type)
 
 
+_LOGPROBS_INCLUDE = "message.output_text.logprobs"
+_NO_LOGPROBS = "logprobs are only available from OpenAI-format providers, not from this endpoint's"
+
+
 def decode_request(body: bytes) -> ChatRequest:
     """Validate a Responses request body and turn it into the IR."""
     return request_ir(decode_view(body))
@@ -224,6 +230,10 @@ def request_ir(view: w.ResponsesRequestView, conversation: Sequence[msgspec.Raw]
         system.insert(0, instructions)
     if not messages:
         raise BadRequest("input must contain at least one message", param="input")
+    if view.top_logprobs:  # see the module docstring
+        raise BadRequest(_NO_LOGPROBS, param="top_logprobs")
+    if _LOGPROBS_INCLUDE in (view.include or ()):
+        raise BadRequest(_NO_LOGPROBS, param="include")
     # Not translated, but refused as OpenAI would refuse them (see the module docstring).
     _decode_at(_decode_reasoning, view.reasoning, "reasoning")
     _decode_at(_decode_metadata, view.metadata, "metadata")

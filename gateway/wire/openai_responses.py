@@ -127,6 +127,7 @@ class ResponsesRequestView(msgspec.Struct):
     user: str | None = None
     prompt_cache_key: str | None = None
     include: list[str] | None = None
+    top_logprobs: int | None = None
 
 
 class ResponseEcho(msgspec.Struct):
