@@ -240,3 +240,16 @@ async def test_logprobs_are_refused_when_translating_rather_than_answered_empty(
     reply = await client(gw).responses.create(model="ep-ok", input="hi", top_logprobs=0,
                                               include=["reasoning.encrypted_content"])
     assert reply.output_text.strip() == EXPECTED["anthropic"]
+
+
+async def test_allowed_tools_restricts_the_tools_the_provider_is_offered(make_gateway, start_upstream):
+    gw, up = await gateway_for(make_gateway, start_upstream, "anthropic")
+    time_tool = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}}
+    await client(gw).responses.create(model="ep-ok", input="time in Paris?", tools=[WEATHER, time_tool], tool_choice={
+        "type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "get_time"}]})
+    sent = up.recorder.last["body"]
+    assert [t["name"] for t in sent["tools"]] == ["get_time"] and sent["tool_choice"] == {"type": "any"}
+    with pytest.raises(openai.BadRequestError) as info:
+        await client(gw).responses.create(model="ep-ok", input="x", tools=[WEATHER], tool_choice={
+            "type": "allowed_tools", "mode": "sometimes", "tools": []})
+    assert info.value.param == "tool_choice.mode"

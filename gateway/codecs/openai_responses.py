@@ -177,6 +177,14 @@ def _tools(raws: list[msgspec.Raw] | None) -> tuple[ToolSpec, ...]:
     return tuple(specs)
 
 
+def _allowed_tools(choice: w.NamedToolChoice, tools: tuple[ToolSpec, ...]) -> tuple[str, tuple[ToolSpec, ...]]:
+    """An ``allowed_tools`` choice as a plain mode over the function tools it names."""
+    if choice.mode not in ("auto", "required"):
+        raise BadRequest("tool_choice of type allowed_tools needs a mode, auto or required", param="tool_choice.mode")
+    allowed = {t.name for t in choice.tools or () if t.type == "function"}
+    return choice.mode, tuple(t for t in tools if t.name in allowed)
+
+
 def _tool_choice(choice: str | w.NamedToolChoice | None, tools: tuple[ToolSpec, ...]) -> ToolChoice | None:
     if choice is None or not tools:
         return None
@@ -186,7 +194,7 @@ def _tool_choice(choice: str | w.NamedToolChoice | None, tools: tuple[ToolSpec, 
         if not choice.name:
             raise BadRequest("tool_choice of type function needs a name", param="tool_choice.name")
         return ToolChoice("required", choice.name)
-    return None  # allowed_tools or a built-in tool: leave the choice to the model
+    return None  # a built-in tool: leave the choice to the model
 
 
 def _response_format(text: w.TextConfig | None) -> ResponseFormat | None:
@@ -238,12 +246,15 @@ def request_ir(view: w.ResponsesRequestView, conversation: Sequence[msgspec.Raw]
     _decode_at(_decode_reasoning, view.reasoning, "reasoning")
     _decode_at(_decode_metadata, view.metadata, "metadata")
     tools = _tools(view.tools)
+    choice = _decode_at(_decode_tool_choice, view.tool_choice, "tool_choice")
+    if isinstance(choice, w.NamedToolChoice) and choice.type == "allowed_tools":
+        choice, tools = _allowed_tools(choice, tools)
     return ChatRequest(
         model=view.model,
         messages=tuple(messages),
         system=tuple(system),
         tools=tools,
-        tool_choice=_tool_choice(_decode_at(_decode_tool_choice, view.tool_choice, "tool_choice"), tools),
+        tool_choice=_tool_choice(choice, tools),
         parallel_tool_calls=view.parallel_tool_calls,
         temperature=view.temperature,
         top_p=view.top_p,

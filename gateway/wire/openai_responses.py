@@ -71,10 +71,13 @@ class FunctionTool(_Wire, tag="function", tag_field="type"):
 
 
 class NamedToolChoice(_Wire):
-    """``{"type": "function", "name": ...}``; other types name built-in tools."""
+    """``{"type": "function", "name": ...}``; other types name built-in tools, and
+    ``{"type": "allowed_tools", "mode": ..., "tools": [...]}`` narrows the tools offered."""
 
     type: str
     name: str | None = None
+    mode: str | None = None
+    tools: list[NamedToolChoice] | None = None
 
 
 class TextFormat(_Wire):
