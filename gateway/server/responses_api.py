@@ -3,9 +3,10 @@
 To OpenAI itself the request passes through untouched but for ``model``; to any other
 provider it is translated, and the gateway then keeps the conversation (the request's
 input items and the response's output items) so that a later ``previous_response_id``
-works whatever the provider. ``store: false`` keeps nothing. A ``previous_response_id``
-the gateway does not hold goes on as it was: OpenAI holds its own responses, and any
-other provider gets a 400 naming the unknown id.
+works whatever the provider, for the principal that made the response. ``store: false``
+keeps nothing. A ``previous_response_id`` the gateway does not hold for the caller goes on
+as it was: OpenAI holds its own responses, and any other provider gets a 400 naming the
+unknown id.
 """
 
 from __future__ import annotations
