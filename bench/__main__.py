@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--driver", choices=("auto", "raw", "aiohttp", "wrk"), default="auto",
                      help="load driver for non-streamed load (auto: raw, the lean protocol client; "
                      "streams always use the aiohttp client, and latency at concurrency 1 too)")
+    run.add_argument("--upstream", choices=("auto", "nginx", "aiohttp"), default="auto",
+                     help="who answers non-streamed zero-delay requests (auto: nginx with canned bodies when "
+                     "installed, for a near-free upstream; else the aiohttp fake upstream)")
     run.add_argument("--soak-seconds", type=float, default=600.0, help="memory soak length (default 600: ten minutes)")
     run.add_argument("--postgres-dsn", default="postgresql://postgres@127.0.0.1:5432/test")
     run.add_argument("--stream-workers2", action="store_true", help="streaming capacity also on --workers 2")
@@ -38,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ab-target", default="passthrough",
                      help="ab: the gateway target both sides run (passthrough, governed, chat->anthropic, ...)")
     run.add_argument("--ab-name", default="", help="ab: names the results file (<date>-ab-<name>)")
+    run.add_argument("--instr-requests", type=int, default=0,
+                     help="instructions: requests counted per line (default 1000; 300 with --quick)")
     setup = sub.add_parser("setup", help="install wrk, nginx, litellm, portkey, py-spy (bench-locally)")
     # No choices= here: argparse checks a nargs="*" default against them and refuses [].
     setup.add_argument("what", nargs="*", metavar="WHAT", help="any of: wrk, nginx, litellm, portkey, py-spy (default: all)")
@@ -67,11 +72,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"unknown baseline(s): {', '.join(bad)}; choose from {', '.join(BASELINES)}", file=sys.stderr)
         return 2
     options = Options(
-        quick=args.quick, baselines=baselines, driver=args.driver, soak_seconds=args.soak_seconds,
+        quick=args.quick, baselines=baselines, driver=args.driver, upstream=args.upstream, soak_seconds=args.soak_seconds,
         postgres_dsn=args.postgres_dsn, keep_workdir=args.keep_workdir,
         extra={"stream_workers2": args.stream_workers2, "profile_target": args.profile_target,
                "profile_seconds": args.profile_seconds, "before": args.before, "after": args.after, "ab_rounds": args.ab_rounds,
-               "ab_name": args.ab_name, "ab_target": args.ab_target},
+               "ab_name": args.ab_name, "ab_target": args.ab_target,
+               "instr_requests": args.instr_requests},
     )
     command = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     signal.signal(signal.SIGTERM, _on_signal)
@@ -92,6 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 session.log(f"{name} failed: {exc}")
                 failed.append(name)
                 report.notes.append(f"failed: {exc}")
+            if session.env is not None:
+                report.notes.append("non-streamed zero-delay replies from " + (
+                    "nginx with canned bodies (bench/canned_upstream.py)" if session.env.canned is not None
+                    else "the aiohttp fake upstream (bench/upstream.py)"))
             json_path, md_path = report.write()
             print("\n" + report.markdown(), flush=True)
             session.log(f"== {name} done in {time.monotonic() - t0:.0f} s: {md_path} and {json_path.name}")

@@ -13,9 +13,11 @@ import os
 import shutil
 from pathlib import Path
 
+from bench.canned_upstream import PREFIX as CANNED_PREFIX
+from bench.canned_upstream import nginx_exe
 from bench.drivers import Shape
 from bench.procs import free_port, wait_http
-from bench.systems import Env, RelayProxy, System, Unavailable, mode_prefix, MODES
+from bench.systems import Env, RelayProxy, System, Unavailable, MODES
 
 BENCH_DIR = Path(__file__).resolve().parent
 LITELLM_BIN = Path(os.environ.get("BENCH_LITELLM", BENCH_DIR / ".venv-litellm" / "bin" / "litellm"))
@@ -38,14 +40,14 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     upstream fake {{ server 127.0.0.1:{upstream}; keepalive 256; }}
+    upstream canned {{ server 127.0.0.1:{canned}; keepalive 256; }}
     server {{
         listen 127.0.0.1:{port} reuseport backlog=4096;
-        location / {{
-            proxy_pass http://fake;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }}
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_buffering off;
+        location / {{ proxy_pass http://fake; }}
+        location {canned_prefix}/ {{ proxy_pass http://canned; }}
     }}
 }}
 """
@@ -58,14 +60,16 @@ class Nginx(RelayProxy):
         super().__init__("nginx")
 
     def start(self, env: Env) -> None:
-        exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        exe = nginx_exe()
         if exe is None:
             raise Unavailable("nginx not installed (apt-get install -y nginx, or python -m bench setup nginx)")
         self.port = free_port()
         d = env.workdir / "nginx"
         d.mkdir(exist_ok=True)
         conf = d / "nginx.conf"
-        conf.write_text(_NGINX_CONF.format(dir=d, upstream=env.upstream_port, port=self.port))
+        canned = env.canned_port if env.canned is not None else env.upstream_port
+        conf.write_text(_NGINX_CONF.format(dir=d, upstream=env.upstream_port, canned=canned, canned_prefix=CANNED_PREFIX,
+                                           port=self.port))
         # -e: the error log before the config is read (else it opens /var/log/nginx/error.log).
         self.child = env.sup.start("nginx", [exe, "-e", str(d / "nginx-error.log"), "-p", str(d), "-c", str(conf)],
                                    cores=env.layout.sut)
@@ -115,7 +119,7 @@ class LiteLLM(System):
         self.port = free_port()
         models = "\n".join(
             f"  - model_name: bench-{mode}\n    litellm_params:\n      model: openai/bench\n"
-            f"      api_base: {env.upstream_url}{mode_prefix(mode)}/v1\n      api_key: sk-bench"
+            f"      api_base: {env.base(mode)}/v1\n      api_key: sk-bench"
             for mode in MODES
         )
         conf = env.workdir / "litellm.yaml"
@@ -136,7 +140,7 @@ class LiteLLM(System):
             raise Unavailable(f"litellm did not start: {exc}") from None
 
     def shape(self, target: str, mode: str, stream: bool = False) -> Shape | None:
-        if target != "passthrough":
+        if target != "passthrough" or (mode == "canned" and stream):
             return None
         return self._chat(f"http://127.0.0.1:{self.port}", f"bench-{mode}", stream, {"authorization": "Bearer sk-bench"})
 
@@ -162,7 +166,7 @@ class Portkey(System):
 
     def __init__(self) -> None:
         super().__init__("portkey")
-        self._upstream = ""
+        self._env: Env | None = None
 
     def start(self, env: Env) -> None:
         node = shutil.which("node")
@@ -171,7 +175,7 @@ class Portkey(System):
         if not PORTKEY_SERVER.exists():
             raise Unavailable(f"{PORTKEY_SERVER} missing (python -m bench setup portkey)")
         self.port = free_port()
-        self._upstream = env.upstream_url
+        self._env = env
         preload = env.workdir / "bind-local.cjs"
         preload.write_text(_BIND_LOCAL)
         self.child = env.sup.start(
@@ -184,12 +188,12 @@ class Portkey(System):
             raise Unavailable(f"portkey did not start: {exc}") from None
 
     def shape(self, target: str, mode: str, stream: bool = False) -> Shape | None:
-        if target != "passthrough":
+        if target != "passthrough" or self._env is None or (mode == "canned" and stream):
             return None
         headers = {
             "authorization": "Bearer sk-bench",
             "x-portkey-provider": "openai",
-            "x-portkey-custom-host": f"{self._upstream}{mode_prefix(mode)}/v1",
+            "x-portkey-custom-host": f"{self._env.base(mode)}/v1",
         }
         return self._chat(f"http://127.0.0.1:{self.port}", "bench", stream, headers)
 

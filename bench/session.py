@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import canned_upstream
 from bench.drivers import AsyncClientDriver, WrkDriver
 from bench.layout import Layout, plan
 from bench.peers import PEERS
@@ -30,6 +31,7 @@ class Options:
     quick: bool = False
     baselines: tuple[str, ...] = BASELINES
     driver: str = "auto"  # auto (= raw) | raw | aiohttp | wrk
+    upstream: str = "auto"  # zero-delay replies from: auto (nginx when installed) | nginx | aiohttp
     soak_seconds: float = 600.0
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/test"
     keep_workdir: bool = False
@@ -66,7 +68,20 @@ class Session:
             wait_http(f"http://127.0.0.1:{port}/healthz", child, 30)
             self.env = Env(self.sup, self.layout, self.workdir, child, port)
             self.log(f"fake upstream on 127.0.0.1:{port} (cores {list(self.layout.upstream)})")
+            if self.options.upstream != "aiohttp":
+                canned = canned_upstream.start(self.sup, self.layout.upstream, self.workdir)
+                if canned is None and self.options.upstream == "nginx":
+                    raise SystemExit("--upstream nginx: nginx is not installed (python -m bench setup nginx)")
+                if canned is not None:
+                    self.env.canned, self.env.canned_port = canned
+                    self.log(f"canned upstream (nginx) on 127.0.0.1:{self.env.canned_port} for zero-delay replies")
         return self.env
+
+    @property
+    def fast_mode(self) -> str:
+        """The mode for non-streamed zero-delay load: nginx's canned replies when it runs,
+        else the aiohttp upstream's."""
+        return "canned" if self.start_upstream().canned is not None else "zero"
 
     def _make(self, name: str) -> System:
         if name == "gateway":
@@ -168,8 +183,8 @@ class Session:
         if drv is self.client:
             kw["client"] = client
         assert self.env is not None
-        upstream = self.env.upstream
-        child = system.child
+        upstream = self.env.upstream_of(mode)
+        child = system.child_of(mode)
         marks: dict[str, tuple[float, float, float]] = {}
 
         def on_window(edge: str) -> None:

@@ -6,7 +6,8 @@ relay Chat Completions, so they only have the ``passthrough`` target). ``child``
 process whose CPU time and memory count for the system.
 
 Modes are the fake upstream's: ``zero`` (no delay), ``d20`` (20 ms), ``s64x20`` (64 deltas
-paced 20 ms apart); each mode is a path prefix on the upstream.
+paced 20 ms apart); each mode is a path prefix on the upstream. ``canned`` is the zero-delay
+mode answered by nginx from canned bodies (``canned_upstream.py``), when nginx is installed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from bench.procs import Child, Supervisor, free_port, wait_http
 TOKEN = "bench-token"
 TARGETS = ("passthrough", "governed", "chat->anthropic", "messages->openai", "gemini->openai")
 TRANSLATED = TARGETS[2:]
-MODES = ("zero", "d20", "s64x20")
+MODES = ("zero", "canned", "d20", "s64x20")
 STREAM_DELTAS = {"s64x20": 64}
 TAGS = json.dumps({"team": "bench", "project": "harness"})
 
@@ -46,10 +47,26 @@ class Env:
     workdir: Path
     upstream: Child
     upstream_port: int
+    canned: Child | None = None  # nginx with canned bodies, for the canned mode
+    canned_port: int = 0
 
     @property
     def upstream_url(self) -> str:
         return f"http://127.0.0.1:{self.upstream_port}"
+
+    @property
+    def canned_url(self) -> str:
+        """Where the canned mode is served; without nginx, the aiohttp upstream answers its
+        paths with zero delay (it reads only a path's end)."""
+        return f"http://127.0.0.1:{self.canned_port}" if self.canned is not None else self.upstream_url
+
+    def base(self, mode: str) -> str:
+        """The upstream URL of ``mode``, its path prefix included."""
+        return (self.canned_url if mode == "canned" else self.upstream_url) + mode_prefix(mode)
+
+    def upstream_of(self, mode: str) -> Child:
+        """The process answering ``mode``, whose CPU time is the upstream's."""
+        return self.canned if mode == "canned" and self.canned is not None else self.upstream
 
 
 @dataclass
@@ -59,9 +76,15 @@ class System:
     child: Child | None = None
     port: int = 0
     notes: list[str] = field(default_factory=list)
+    #: A command the system's process runs under (valgrind, for the instructions scenario).
+    wrap: tuple[str, ...] = ()
 
     def start(self, env: Env) -> None:
         raise NotImplementedError
+
+    def child_of(self, mode: str) -> Child | None:
+        """The process whose CPU time and memory count for this system in ``mode``."""
+        return self.child
 
     def shape(self, target: str, mode: str, stream: bool = False) -> Shape | None:
         raise NotImplementedError
@@ -76,21 +99,26 @@ class Direct(System):
 
     def __init__(self) -> None:
         super().__init__("direct")
+        self.env: Env | None = None
 
     def start(self, env: Env) -> None:
-        self.child, self.port = env.upstream, env.upstream_port
+        self.child, self.port, self.env = env.upstream, env.upstream_port, env
+
+    def child_of(self, mode: str) -> Child | None:
+        return self.env.upstream_of(mode) if self.env is not None else self.child
 
     def shape(self, target: str, mode: str, stream: bool = False) -> Shape | None:
-        if target != "passthrough":
+        if target != "passthrough" or self.env is None or (mode == "canned" and stream):
             return None
-        return self._chat(f"http://127.0.0.1:{self.port}{mode_prefix(mode)}", "bench", stream)
+        return self._chat(self.env.base(mode), "bench", stream)
 
 
 class RelayProxy(System):
-    """A proxy that relays the path as it is (the aiohttp floor, nginx)."""
+    """A proxy that relays the path as it is (the aiohttp floor, nginx); paths under the
+    canned prefix go to the canned upstream."""
 
     def shape(self, target: str, mode: str, stream: bool = False) -> Shape | None:
-        if target != "passthrough":
+        if target != "passthrough" or (mode == "canned" and stream):
             return None
         return self._chat(f"http://127.0.0.1:{self.port}{mode_prefix(mode)}", "bench", stream)
 
@@ -105,7 +133,8 @@ class AiohttpProxy(RelayProxy):
         self.port = free_port()
         self.child = env.sup.start(
             "aiohttp-proxy",
-            [sys.executable, "-m", "bench.baseline_proxy", "--port", str(self.port), "--upstream", env.upstream_url],
+            [*self.wrap, sys.executable, "-m", "bench.baseline_proxy", "--port", str(self.port), "--upstream", env.upstream_url,
+             "--route", f"{mode_prefix('canned')}={env.canned_url}"],
             cores=env.layout.sut,
         )
         wait_http(f"http://127.0.0.1:{self.port}/healthz", self.child, 30)
@@ -136,7 +165,7 @@ class Gateway(System):
         endpoints: list[dict[str, object]] = []
         limits = _limit_rules()
         for mode in MODES:
-            base = env.upstream_url + mode_prefix(mode)
+            base = env.base(mode)
             providers[f"oa-{mode}"] = {"kind": "openai_compatible", "base_url": base + "/v1", "api_key": "sk-bench"}
             providers[f"an-{mode}"] = {"kind": "anthropic", "base_url": base, "api_key": "sk-bench"}
             endpoints.append({"name": f"pass-{mode}", "served_entities": [{"provider": f"oa-{mode}", "model": "bench"}]})
@@ -167,7 +196,7 @@ class Gateway(System):
         cores = env.layout.sut if self.workers == 1 else env.layout.sut_wide
         self.child = env.sup.start(
             self.name,
-            [sys.executable, "-m", "gateway", "serve", "--config", str(cfg), "--port", str(self.port),
+            [*self.wrap, sys.executable, "-m", "gateway", "serve", "--config", str(cfg), "--port", str(self.port),
              "--workers", str(self.workers)],
             cores=cores, cwd=env.workdir, env={"PYTHONPATH": str(self.tree)} if self.tree else None,
         )
@@ -194,7 +223,7 @@ class Gateway(System):
             return f"probe failed: {exc}"
 
     def shape(self, target: str, mode: str, stream: bool = False, probing: bool = False) -> Shape | None:
-        if target in self.skipped and not probing:
+        if (target in self.skipped and not probing) or (mode == "canned" and stream):
             return None
         base = f"http://127.0.0.1:{self.port}"
         auth = {"authorization": f"Bearer {TOKEN}"}

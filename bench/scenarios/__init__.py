@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.report import Report
-from bench.scenarios import ab, latency, memory, profile, streaming, sustained, throughput, usage_writer, workers
+from bench.scenarios import (
+    ab, instructions, latency, memory, profile, streaming, sustained, throughput, usage_writer, workers,
+)
 from bench.session import Session
 
 Scenario = Callable[[Session, Report], None]
@@ -20,6 +22,7 @@ SCENARIOS: dict[str, Scenario] = {
     "workers": workers.run,
     "profile": profile.run,
     "ab": ab.run,
+    "instructions": instructions.run,
 }
-#: What ``python -m bench run`` does with no scenario named (profile and ab are asked for by name).
+#: What ``python -m bench run`` does with no scenario named (profile, ab and instructions are asked for by name).
 DEFAULT = ("latency", "throughput", "sustained", "streaming", "memory", "usage-writer", "workers")

@@ -50,7 +50,7 @@ def run(session: Session, report: Report) -> None:
         for driver in drivers:
             got: dict[str, dict[str, float | None]] = {}
             for system in (order if r % 2 == 0 else order[::-1]):
-                res = session.measure(system, "passthrough" if system is floor else target, "zero", CONCURRENCY,
+                res = session.measure(system, "passthrough" if system is floor else target, session.fast_mode, CONCURRENCY,
                                       warmup=warmup, duration=duration, driver=driver)
                 if res is not None:
                     res["ab_round"] = r

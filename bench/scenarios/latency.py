@@ -29,7 +29,7 @@ def run(session: Session, report: Report) -> None:
         order = ls if r % 2 == 0 else list(reversed(ls))
         got: dict[str, dict[str, Any]] = {}
         for system, target in order:
-            res = session.measure(system, target, "zero", 1, warmup=warmup, duration=duration, driver="aiohttp")
+            res = session.measure(system, target, session.fast_mode, 1, warmup=warmup, duration=duration, driver="aiohttp")
             if res is None:
                 continue
             res["round"] = r

@@ -106,7 +106,7 @@ def run(session: Session, report: Report) -> None:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     svg, txt = RESULTS_DIR / f"{stem}.svg", RESULTS_DIR / f"{stem}.txt"
     # Warm the process first, so start-up work is not in the profile.
-    session.measure(gateway, target, "zero", 32, warmup=0.0, duration=2.0)
+    session.measure(gateway, target, session.fast_mode, 32, warmup=0.0, duration=2.0)
     session.log(f"profile: py-spy on gateway pid {gateway.child.pid} for {seconds:g} s under {target} load at c=32")
     procs = []
     for fmt_, out in (("raw", txt), ("flamegraph", svg)):
@@ -115,7 +115,7 @@ def run(session: Session, report: Report) -> None:
                                "--rate", "250", "--format", fmt_, "-o", str(out), "--nonblocking"],
             cores=session.layout.load))
     time.sleep(1.0)
-    res = session.measure(gateway, target, "zero", 32, warmup=0.0, duration=seconds + 1)
+    res = session.measure(gateway, target, session.fast_mode, 32, warmup=0.0, duration=seconds + 1)
     for p in procs:
         try:
             p.proc.wait(30)

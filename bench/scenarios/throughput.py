@@ -3,7 +3,8 @@
 Each line (gateway passthrough, governed, translated; each baseline) climbs a ladder of
 concurrencies and stops at the first step whose p99 reaches 10 ms; its figure is the best
 RPS among the steps under the bar. One more step at 128 connections gives the saturated
-RPS (the figure the issue's reference numbers are quoted at). Zero-delay upstream.
+RPS (the figure the issue's reference numbers are quoted at). Zero-delay upstream: nginx's
+canned replies when nginx is installed (``--upstream``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ SATURATED = 128
 
 
 def climb(session: Session, system, target: str, ladder: list[int], warmup: float, duration: float,  # type: ignore[no-untyped-def]
-          report: Report, mode: str = "zero") -> dict[str, Any]:
+          report: Report, mode: str | None = None) -> dict[str, Any]:
+    mode = mode or session.fast_mode
     steps: list[dict[str, Any]] = []
     for i, c in enumerate(ladder):
         res = session.measure(system, target, mode, c, warmup=warmup if i == 0 else 0.0, duration=duration)
@@ -60,7 +62,7 @@ def run(session: Session, report: Report) -> None:
     # More rounds of the saturated step, interleaved (A B C, C B A): its figures are medians.
     for r in range(1, rounds):
         for system, target in (ls if r % 2 == 0 else list(reversed(ls))):
-            res = session.measure(system, target, "zero", SATURATED, warmup=0.0, duration=duration)
+            res = session.measure(system, target, session.fast_mode, SATURATED, warmup=0.0, duration=duration)
             if res is None:
                 continue
             res["round"] = r
@@ -73,7 +75,7 @@ def run(session: Session, report: Report) -> None:
     wrk_runs: dict[str, dict[str, Any]] = {}
     if session.wrk is not None and session.options.driver != "wrk":
         for system, target in ls:
-            res = session.measure(system, target, "zero", SATURATED, warmup=1.0, duration=duration, driver="wrk")
+            res = session.measure(system, target, session.fast_mode, SATURATED, warmup=1.0, duration=duration, driver="wrk")
             if res is None:
                 continue
             res["part"] = "wrk cross-check"
