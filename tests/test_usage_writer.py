@@ -100,3 +100,23 @@ def test_sqlite_times_match_datetimes_formatting() -> None:
     stamps = [1700000000.9999996, 1700000000.0, 1693456711.9452386, *(rng.uniform(1e9, 2e9) for _ in range(20000))]
     for ts in stamps:
         assert sqlite_time(ts) == datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"), ts
+
+
+@pytest.mark.parametrize("n", [1, 3, 345, 1000])
+async def test_sqlite_batches_of_any_size_land_whole_and_in_order(tmp_path: Path, n: int) -> None:
+    # Batches go in as multi-row INSERTs of 256, 64, 16, 4 and 1 rows: 345 uses every size.
+    import sqlite3
+
+    from gateway.sinks.sqlite import SQLiteUsageSink
+
+    sink = SQLiteUsageSink(tmp_path / "usage.db")
+    await sink.open()
+    records = [UsageRecord(request_id=f"r{i}", event_time=1e9 + i, api_type="t", status_code=200 + i % 7,
+                           request_tags={"i": str(i)}, input_tokens=i) for i in range(n)]
+    await sink.write(records)
+    await sink.close()
+    conn = sqlite3.connect(tmp_path / "usage.db")
+    rows = conn.execute("SELECT request_id, status_code, input_tokens, json_extract(request_tags, '$.i') "
+                        "FROM usage ORDER BY rowid").fetchall()
+    conn.close()
+    assert rows == [(f"r{i}", 200 + i % 7, i, str(i)) for i in range(n)]

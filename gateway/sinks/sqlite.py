@@ -51,6 +51,12 @@ _USAGE_VERSION = 1
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 
 
+#: Rows per INSERT statement, largest first: a batch goes in as statements of these sizes,
+#: so a handful of statements stay compiled whatever the batch's size. 256 rows of the
+#: usage table's 22 columns bind 5,632 values, far below SQLite's limit of 32,766.
+_ROWS_PER_INSERT = (256, 64, 16, 4, 1)
+
+
 def sqlite_time(ts: float) -> str:
     """UTC 'YYYY-MM-DD HH:MM:SS.ffffff': sorts as text and works with SQLite date functions."""
     seconds = math.floor(ts)
@@ -108,6 +114,7 @@ class SQLiteTableSink:
         self._connect = connect
         self._insert = insert
         self._row = row
+        self._inserts: dict[int, str] = {}
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
@@ -116,8 +123,23 @@ class SQLiteTableSink:
 
     def _write(self, records: list[Any]) -> None:
         assert self._conn is not None
+        row, i = self._row, 0
         with self._conn:
-            self._conn.executemany(self._insert, [self._row(r) for r in records])
+            for size in _ROWS_PER_INSERT:
+                sql = self._insert_of(size)
+                while len(records) - i >= size:
+                    self._conn.execute(sql, [v for r in records[i:i + size] for v in row(r)])
+                    i += size
+
+    def _insert_of(self, rows: int) -> str:
+        """The INSERT for ``rows`` rows in one statement: one statement step per chunk
+        instead of per row, so the thread gives up and takes back the GIL (a futex
+        hand-over with the event loop each time) a few times per batch, not per row."""
+        sql = self._inserts.get(rows)
+        if sql is None:
+            head, _, values = self._insert.partition(" VALUES ")
+            sql = self._inserts[rows] = f"{head} VALUES {', '.join([values] * rows)}"
+        return sql
 
     async def write(self, records: list[Any]) -> None:
         if self._conn is None:  # could not be opened at start: try again now
