@@ -105,7 +105,7 @@ async def edge(request: web.Request, handler) -> web.StreamResponse:  # type: ig
     api_type = api_type_of(request)
     ctx = RequestContext(request_id, api_type or "", request.headers.get("user-agent"), caller_deadline(request))
     request[CONTEXT] = ctx
-    metrics.IN_FLIGHT.inc()
+    metrics.request_started()
     resp: web.StreamResponse | None = None
     try:
         if api_type is not None:
@@ -117,7 +117,7 @@ async def edge(request: web.Request, handler) -> web.StreamResponse:  # type: ig
     except Exception as exc:  # noqa: BLE001 - the edge: every failure becomes an answer in the caller's shape
         resp = await _failed(request, ctx, exc)
     finally:
-        metrics.IN_FLIGHT.dec()
+        metrics.request_ended()
         if api_type is not None:
             _account(request, ctx, resp)
     if not resp.prepared:
@@ -163,15 +163,8 @@ def _account(request: web.Request, ctx: RequestContext, resp: web.StreamResponse
         rec.status_code = resp.status if resp is not None else 500
     if rec.time_to_first_byte_ms is None:
         rec.time_to_first_byte_ms = rec.latency_ms
-    endpoint = rec.endpoint or ""
-    count, latency, ttfb = metrics.request_series(endpoint, rec.api_type, str(rec.status_code))
-    count.inc()
-    latency.observe(elapsed)
-    ttfb.observe(rec.time_to_first_byte_ms / 1000)
-    if rec.input_tokens or rec.output_tokens:
-        input_tokens, output_tokens = metrics.token_series(endpoint)
-        input_tokens.inc(rec.input_tokens)
-        output_tokens.inc(rec.output_tokens)
+    metrics.observe_request(rec.endpoint or "", rec.api_type, rec.status_code, elapsed,
+                            rec.time_to_first_byte_ms / 1000, rec.input_tokens, rec.output_tokens)
     if ctx.reservation is not None:
         ctx.reservation.settle(rec.total_tokens)
     request.app[WRITER].submit(rec)
