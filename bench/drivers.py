@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import selectors
 import shutil
 import subprocess
@@ -151,14 +152,18 @@ class WrkDriver:
     def _wrk(self, shape: Shape, concurrency: int, seconds: float) -> dict[str, Any]:
         argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
                 "-s", str(self._script(shape)), shape.url]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         child = self._sup.start("wrk", argv, cores=self._cores, stdout=subprocess.PIPE)
         try:
             out, _ = child.proc.communicate(timeout=seconds + 30)
         finally:
             self._sup.stop(child)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk was reaped in between
         for line in reversed(out.decode(errors="replace").splitlines()):
             if line.startswith("{"):
-                return json.loads(line)
+                summary = json.loads(line)
+                summary["cpu_s"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                return summary
         raise RuntimeError(f"wrk printed no summary:\n{out.decode(errors='replace')[-500:]}\n{child.log_tail()}")
 
     def run(
@@ -185,6 +190,7 @@ class WrkDriver:
             "errors": errors,
             "error_samples": {k: w[k] for k in ("connect", "read", "write", "status", "timeout") if w[k]},
             "rps": round(ok / window, 1) if window > 0 else 0.0,
+            "loadgen_cpu_share": round(w["cpu_s"] / window, 3) if window > 0 else None,
             "latency": {
                 "n": w["requests"], "p50_us": float(w["p50"]), "p90_us": float(w["p90"]), "p99_us": float(w["p99"]),
                 "p999_us": float(w["p999"]), "max_us": float(w["max"]), "mean_us": round(w["mean"], 1),

@@ -200,6 +200,7 @@ class Session:
             result["sut_cpu_share"] = round((c1 - c0) / (t1 - t0), 3) if t1 > t0 else None
             result["cpu_us_per_req"] = round((c1 - c0) / n * 1e6, 1) if n else None
             result["upstream_cpu_us_per_req"] = round((u1 - u0) / n * 1e6, 1) if n else None
+            result["upstream_cpu_share"] = round((u1 - u0) / (t1 - t0), 3) if t1 > t0 else None
         result["rss_mb"] = round(child.rss_bytes() / 2**20, 1) if child else None
         # SYNs the kernel dropped because a listen queue was full (machine-wide; only bench processes run).
         result["listen_drops"] = listen_drops() - drops0

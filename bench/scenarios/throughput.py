@@ -23,11 +23,13 @@ SATURATED = 128
 
 
 def climb(session: Session, system, target: str, ladder: list[int], warmup: float, duration: float,  # type: ignore[no-untyped-def]
-          report: Report, mode: str | None = None) -> dict[str, Any]:
+          report: Report, mode: str | None = None, driver: str | None = None) -> dict[str, Any]:
+    """Step up ``ladder`` until p99 reaches the bar, then one step at SATURATED connections."""
     mode = mode or session.fast_mode
     steps: list[dict[str, Any]] = []
     for i, c in enumerate(ladder):
-        res = session.measure(system, target, mode, c, warmup=warmup if i == 0 else 0.0, duration=duration)
+        res = session.measure(system, target, mode, c, warmup=warmup if i == 0 else 0.0, duration=duration,
+                              driver=driver)
         if res is None:
             break
         report.measurements.append(res)
@@ -39,7 +41,7 @@ def climb(session: Session, system, target: str, ladder: list[int], warmup: floa
             break
     under = [s for s in steps if s["latency"]["p99_us"] is not None and s["latency"]["p99_us"] < P99_BAR_US and not s["errors"]]
     best = max(under, key=lambda s: s["rps"], default=None)
-    sat = session.measure(system, target, mode, SATURATED, warmup=0.0, duration=duration)
+    sat = session.measure(system, target, mode, SATURATED, warmup=0.0, duration=duration, driver=driver)
     if sat is not None:
         report.measurements.append(sat)
         session.log(f"throughput {label(system, target):<28} c={SATURATED:<4} {fmt(sat['rps'])} rps  "
