@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ab-rounds", type=int, default=5, help="ab: interleaved rounds (default 5)")
     run.add_argument("--ab-target", default="passthrough",
                      help="ab: the gateway target both sides run (passthrough, governed, chat->anthropic, ...)")
-    run.add_argument("--ab-name", default="", help="ab: names the results file (<date>-ab-<name>)")
+    run.add_argument("--name", "--ab-name", dest="ab_name", default="",
+                     help="ab, instructions, syscalls: names the results file (<date>-<scenario>-<name>)")
     run.add_argument("--instr-requests", type=int, default=0,
                      help="instructions: requests counted per line (default 1000; 300 with --quick)")
     setup = sub.add_parser("setup", help="install wrk, nginx, litellm, portkey, py-spy (bench-locally)")

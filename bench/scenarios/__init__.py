@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bench.report import Report
 from bench.scenarios import (
-    ab, instructions, latency, memory, profile, streaming, sustained, throughput, usage_writer, workers,
+    ab, instructions, latency, memory, profile, streaming, sustained, syscalls, throughput, usage_writer, workers,
 )
 from bench.session import Session
 
@@ -23,6 +23,7 @@ SCENARIOS: dict[str, Scenario] = {
     "profile": profile.run,
     "ab": ab.run,
     "instructions": instructions.run,
+    "syscalls": syscalls.run,
 }
-#: What ``python -m bench run`` does with no scenario named (profile, ab and instructions are asked for by name).
+#: What ``python -m bench run`` does with no scenario named (profile, ab, instructions and syscalls are asked for by name).
 DEFAULT = ("latency", "throughput", "sustained", "streaming", "memory", "usage-writer", "workers")

@@ -56,7 +56,7 @@ def _totals(out: Path) -> int:
     raise RuntimeError(f"no instruction totals in {dumps[-1]}")
 
 
-async def _requests(shape: Shape, n: int) -> int:
+async def requests_at_concurrency(shape: Shape, n: int) -> int:
     """Send ``n`` requests, ``CONCURRENCY`` at a time; the number that failed."""
     left, failed = [n], [0]
     timeout = aiohttp.ClientTimeout(total=300)
@@ -74,10 +74,10 @@ async def _requests(shape: Shape, n: int) -> int:
 def _count(system: System, out: Path, shape: Shape, n: int) -> dict[str, Any]:
     assert system.child is not None
     pid = system.child.pid
-    failed = asyncio.run(_requests(shape, WARMUP))
+    failed = asyncio.run(requests_at_concurrency(shape, WARMUP))
     _control(pid, "-z")
     _control(pid, "-i", "on")
-    failed += asyncio.run(_requests(shape, n))
+    failed += asyncio.run(requests_at_concurrency(shape, n))
     _control(pid, "-i", "off")
     _control(pid, "-d")
     total = _totals(out)
@@ -100,6 +100,8 @@ def run(session: Session, report: Report) -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise RuntimeError("valgrind is not installed (apt-get install -y valgrind)")
     extra = session.options.extra
+    if extra.get("ab_name"):
+        report.scenario = f"instructions-{extra['ab_name']}"
     n = int(extra.get("instr_requests") or (300 if session.options.quick else 1000))
     mode = session.fast_mode
     d = session.workdir / "callgrind"
