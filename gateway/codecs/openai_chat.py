@@ -15,6 +15,8 @@ import msgspec
 from gateway.codecs.errors import openai_error_body
 from gateway.errors import BadRequest, GatewayError, InvalidJSON
 from gateway.ir import (
+    AGENT_REQUEST_FIELDS,
+    AgentFieldsEvent,
     ChatRequest,
     ChatResult,
     FinishEvent,
@@ -178,7 +180,18 @@ def decode_request(body: bytes) -> ChatRequest:
         stream=bool(req.stream),
         include_usage=bool(req.stream_options and req.stream_options.include_usage),
         user=req.user,
+        agent_fields=agent_fields(req, AGENT_REQUEST_FIELDS),
     )
+
+
+def agent_fields(obj: msgspec.Struct, names: tuple[str, ...]) -> dict[str, msgspec.Raw]:
+    """The agent fields among ``names`` that ``obj`` (a wire Struct) carries; ``{}`` (shared,
+    never mutated) when it has none, as for every caller that is not an agent's."""
+    found = {n: v for n in names if isinstance(v := getattr(obj, n), msgspec.Raw)}
+    return found or _NO_FIELDS
+
+
+_NO_FIELDS: dict[str, msgspec.Raw] = {}
 
 
 def encode_usage(usage: Usage) -> w.Usage:
@@ -214,6 +227,7 @@ def encode_result(result: ChatResult, model: str) -> bytes:
         model=model,
         choices=[w.Choice(0, message, result.finish_reason)],
         usage=encode_usage(result.usage) if result.usage else msgspec.UNSET,
+        **result.agent_fields,
     )
     return _encode.encode(body)
 
@@ -232,11 +246,13 @@ class OpenAIChatStreamEncoder:
         self._include_usage = include_usage
         self._started = False
         self._finish: str | None = None
+        self._agent_fields: dict[str, msgspec.Raw] = {}
         self.usage: Usage | None = None
         self.output_chars = 0
 
-    def _chunk(self, delta: w.Delta, finish: str | None = None) -> bytes:
-        chunk = w.ChatCompletionChunk(self._id, self._created, self._model, [w.ChunkChoice(0, delta, finish)])
+    def _chunk(self, delta: w.Delta, finish: str | None = None, **agent_fields: msgspec.Raw) -> bytes:
+        chunk = w.ChatCompletionChunk(self._id, self._created, self._model, [w.ChunkChoice(0, delta, finish)],
+                                      **agent_fields)
         return encode_sse(_encode.encode(chunk))
 
     def start(self) -> bytes:
@@ -266,6 +282,8 @@ class OpenAIChatStreamEncoder:
                 self._finish = ev.reason
             elif isinstance(ev, UsageEvent):
                 self.usage = ev.usage
+            elif isinstance(ev, AgentFieldsEvent):
+                self._agent_fields.update(ev.fields)
         return b"".join(out)
 
     @staticmethod
@@ -273,9 +291,9 @@ class OpenAIChatStreamEncoder:
         return stream_error_event(err)
 
     def finish(self) -> bytes:
-        """The finish chunk, the usage chunk when asked for, and [DONE]."""
+        """The finish chunk (with an agent app's own fields), the usage chunk when asked for, and [DONE]."""
         out = [] if self._started else [self.start()]
-        out.append(self._chunk(w.Delta(), self._finish or "stop"))
+        out.append(self._chunk(w.Delta(), self._finish or "stop", **self._agent_fields))
         if self._include_usage and self.usage is not None:
             chunk = w.ChatCompletionChunk(self._id, self._created, self._model, [], usage=encode_usage(self.usage))
             out.append(encode_sse(_encode.encode(chunk)))

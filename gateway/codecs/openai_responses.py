@@ -29,10 +29,10 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET
 
-from gateway.codecs.openai_chat import bad_request_from, function_parameters
+from gateway.codecs.openai_chat import agent_fields, bad_request_from, function_parameters
 from gateway.errors import BadRequest, GatewayError
 from gateway.ir import (
-    ChatRequest, ChatResult, FinishEvent, FinishReason, ImagePart, Message, Part, ResponseFormat,
+    AGENT_REQUEST_FIELDS, AgentFieldsEvent, ChatRequest, ChatResult, FinishEvent, FinishReason, ImagePart, Message, Part, ResponseFormat,
     StreamEvent, TextDelta, TextPart, ThinkingDelta, ThinkingPart, ToolCallDelta, ToolCallPart,
     ToolCallStart, ToolChoice, ToolResultPart, ToolSpec, Usage, UsageEvent,
 )
@@ -263,6 +263,7 @@ def request_ir(view: w.ResponsesRequestView, conversation: Sequence[msgspec.Raw]
         stream=bool(view.stream),
         include_usage=True,  # a Responses stream always ends with usage in response.completed
         user=view.user,
+        agent_fields=agent_fields(view, AGENT_REQUEST_FIELDS),
     )
 
 
@@ -335,13 +336,14 @@ _INCOMPLETE_REASONS: dict[str, str] = {"length": "max_output_tokens", "content_f
 
 def _response(response_id: str, model: str, created: int, status: str, output: list[w.OutputItem],
               usage: Usage | None, echo: w.ResponseEcho | None, finish: FinishReason | None = None,
-              error: w.ResponseError | None = None) -> w.Response:
+              error: w.ResponseError | None = None, agent: dict[str, msgspec.Raw] | None = None) -> w.Response:
     reason = _INCOMPLETE_REASONS.get(finish or "")
     return w.Response(
         **msgspec.structs.asdict(echo or _DEFAULT_ECHO),
         id=response_id, created_at=created, model=model, status=status, output=output,
         usage=encode_usage(usage) if usage is not None else None, error=error,
         incomplete_details=w.IncompleteDetails(reason) if reason else None,
+        **(agent or {}),
     )
 
 
@@ -356,7 +358,7 @@ def encode_result(result: ChatResult, model: str, response_id: str, echo: w.Resp
     """
     output = _result_items(result, response_id)
     body = _response(response_id, model, result.created or int(time.time()), _status(result.finish_reason),
-                     output, result.usage, echo, result.finish_reason)
+                     output, result.usage, echo, result.finish_reason, agent=result.agent_fields)
     return _encode.encode(body)
 
 
@@ -418,6 +420,7 @@ class ResponsesStreamEncoder:
         self._current: _Item | None = None  # the open message or reasoning item
         self._calls: dict[int, _Item] = {}  # IR tool-call index -> its open item
         self._finish: FinishReason | None = None
+        self._agent_fields: dict[str, msgspec.Raw] = {}  # an agent app's, for the final response
         self.usage: Usage | None = None
         self.output_chars = 0
         self.result_items: list[msgspec.Raw] = []
@@ -430,7 +433,8 @@ class ResponsesStreamEncoder:
                    error: w.ResponseError | None = None) -> None:
         final = status != "in_progress"
         response = _response(self._id, self._model, self._created, status, output,
-                             self.usage if final else None, self._echo, self._finish if final else None, error)
+                             self.usage if final else None, self._echo, self._finish if final else None, error,
+                             self._agent_fields if final else None)
         self._emit(out, w.ResponseEvent, kind, response=response)
 
     def start(self) -> bytes:
@@ -526,6 +530,8 @@ class ResponsesStreamEncoder:
                 self._finish = ev.reason
             elif isinstance(ev, UsageEvent):
                 self.usage = ev.usage
+            elif isinstance(ev, AgentFieldsEvent):
+                self._agent_fields.update(ev.fields)
         return b"".join(out)
 
     def finish(self) -> bytes:

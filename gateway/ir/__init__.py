@@ -1,6 +1,8 @@
 """The canonical intermediate representation every wire format converts to and from."""
 
 from gateway.ir.request import (
+    AGENT_REQUEST_FIELDS,
+    AGENT_RESULT_FIELDS,
     ChatRequest,
     ImagePart,
     Message,
@@ -15,6 +17,7 @@ from gateway.ir.request import (
 )
 from gateway.ir.result import ChatResult, EmbeddingResult, FinishReason, Usage
 from gateway.ir.events import (
+    AgentFieldsEvent,
     FinishEvent,
     StreamEvent,
     TextDelta,
@@ -25,7 +28,7 @@ from gateway.ir.events import (
 )
 
 __all__ = [
-    "ChatRequest", "ImagePart", "Message", "Part", "ResponseFormat", "TextPart", "ThinkingPart",
+    "AGENT_REQUEST_FIELDS", "AGENT_RESULT_FIELDS", "AgentFieldsEvent", "ChatRequest", "ImagePart", "Message", "Part", "ResponseFormat", "TextPart", "ThinkingPart",
     "ToolCallPart", "ToolChoice", "ToolResultPart", "ToolSpec", "ChatResult", "EmbeddingResult",
     "FinishReason", "Usage", "FinishEvent", "StreamEvent", "TextDelta", "ThinkingDelta",
     "ToolCallDelta", "ToolCallStart", "UsageEvent",

@@ -42,4 +42,12 @@ class UsageEvent(msgspec.Struct, frozen=True):
     usage: Usage
 
 
-StreamEvent = TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta | FinishEvent | UsageEvent
+class AgentFieldsEvent(msgspec.Struct, frozen=True):
+    """An agent app's own reply fields (``custom_outputs``, ``databricks_output``) seen in its
+    stream; a later value of a field replaces an earlier one. Encoders that have no place
+    for them ignore them."""
+
+    fields: dict[str, msgspec.Raw]
+
+
+StreamEvent = TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta | FinishEvent | UsageEvent | AgentFieldsEvent

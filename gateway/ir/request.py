@@ -85,6 +85,13 @@ class ResponseFormat(msgspec.Struct, frozen=True):
     strict: bool | None = None
 
 
+#: Top-level fields of the agent frameworks' requests and replies that no model API has
+#: (Databricks agents, MLflow's ResponsesAgent and ChatAgent). Client codecs carry them
+#: opaque, by name, to an agent app; no other provider is sent them.
+AGENT_REQUEST_FIELDS = ("custom_inputs", "databricks_options", "context")
+AGENT_RESULT_FIELDS = ("custom_outputs", "databricks_output")
+
+
 class ChatRequest(msgspec.Struct, frozen=True):
     """What the caller asked for. ``model`` is the gateway endpoint name."""
 
@@ -103,6 +110,7 @@ class ChatRequest(msgspec.Struct, frozen=True):
     stream: bool = False
     include_usage: bool = False
     user: str | None = None
+    agent_fields: dict[str, msgspec.Raw] = {}  # AGENT_REQUEST_FIELDS the caller sent, as sent
 
     def prompt_chars(self) -> int:
         """Characters of prompt text, for token estimates when a provider reports none."""

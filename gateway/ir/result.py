@@ -40,6 +40,7 @@ class ChatResult(msgspec.Struct):
     finish_reason: FinishReason
     usage: Usage | None = None
     created: int = 0
+    agent_fields: dict[str, msgspec.Raw] = {}  # an agent app's AGENT_RESULT_FIELDS, as it sent them
 
     def output_chars(self) -> int:
         """Characters of reply text, thinking and tool arguments, for token estimates."""

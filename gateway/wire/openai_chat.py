@@ -106,6 +106,10 @@ class ChatCompletionRequest(_Wire):
     user: str | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
+    # The agent frameworks' own fields (ir.AGENT_REQUEST_FIELDS), kept raw for an agent app.
+    custom_inputs: msgspec.Raw | UnsetType = UNSET
+    databricks_options: msgspec.Raw | UnsetType = UNSET
+    context: msgspec.Raw | UnsetType = UNSET
 
 
 class ChatRequestView(msgspec.Struct):
@@ -158,6 +162,8 @@ class ChatCompletion(msgspec.Struct):
     choices: list[Choice]
     usage: Usage | UnsetType = UNSET
     object: str = "chat.completion"
+    custom_outputs: msgspec.Raw | UnsetType = UNSET  # an agent app's (ir.AGENT_RESULT_FIELDS)
+    databricks_output: msgspec.Raw | UnsetType = UNSET
 
 
 # ---- stream ------------------------------------------------------------------------------
@@ -194,6 +200,8 @@ class ChatCompletionChunk(msgspec.Struct, omit_defaults=False):
     choices: list[ChunkChoice]
     object: str = "chat.completion.chunk"
     usage: Usage | None = None
+    custom_outputs: msgspec.Raw | UnsetType = UNSET  # an agent app's, on the finish chunk
+    databricks_output: msgspec.Raw | UnsetType = UNSET
 
 
 # ---- what the passthrough relay sniffs from upstream bytes --------------------------------

@@ -131,6 +131,10 @@ class ResponsesRequestView(msgspec.Struct):
     prompt_cache_key: str | None = None
     include: list[str] | None = None
     top_logprobs: int | None = None
+    # The agent frameworks' own fields (ir.AGENT_REQUEST_FIELDS), kept raw for an agent app.
+    custom_inputs: msgspec.Raw | UnsetType = UNSET
+    databricks_options: msgspec.Raw | UnsetType = UNSET
+    context: msgspec.Raw | UnsetType = UNSET
 
 
 class ResponseEcho(msgspec.Struct):
@@ -224,6 +228,8 @@ class Response(ResponseEcho, kw_only=True):
     error: ResponseError | None = None
     incomplete_details: IncompleteDetails | None = None
     object: str = "response"
+    custom_outputs: msgspec.Raw | UnsetType = UNSET  # an agent app's (ir.AGENT_RESULT_FIELDS)
+    databricks_output: msgspec.Raw | UnsetType = UNSET
 
 
 # ---- stream events (the SSE ``event:`` name is each event's ``type``) --------------------
