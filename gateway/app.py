@@ -32,7 +32,7 @@ from gateway.responses_store import ResponseStore
 from gateway.endpoints_table import EndpointRegistry, EndpointsTable
 from gateway.tokens_table import StoreRefresher, TokensTable
 from gateway.state import (
-    CONFIG, ENDPOINTS, ENDPOINTS_TABLE, HTTP, INFERENCE_WRITER, LIMITER, PROVIDERS, RESPONSES, ROUTER, STORE_REFRESHER, TOKENS,
+    APPS, CONFIG, ENDPOINTS, ENDPOINTS_TABLE, HTTP, INFERENCE_WRITER, LIMITER, PROVIDERS, RESPONSES, ROUTER, STORE_REFRESHER, TOKENS,
     TOKENS_TABLE, WRITER,
 )
 
@@ -124,6 +124,7 @@ def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: ran
     app = web.Application(middlewares=[edge], client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[ENDPOINTS] = EndpointRegistry(config.endpoint_map())
+    app[APPS] = config.app_map()
     app[TOKENS] = tokens if tokens is not None else TokenStore(config.tokens)
     app[RESPONSES] = ResponseStore(config.server.responses_retention_s, config.server.responses_max_stored)
     app.cleanup_ctx.extend([_http(rng), _writers, _limiter, _store_refresh])

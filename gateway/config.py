@@ -23,7 +23,11 @@ from gateway.limits.config import LimiterConfig, LimitRule, check_rules
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
-ProviderKind = Literal["openai", "anthropic", "gemini", "openai_compatible", "mock"]
+ProviderKind = Literal["openai", "anthropic", "gemini", "openai_compatible", "azure_openai", "agent_app", "mock"]
+#: What an ``agent_app`` provider's upstream speaks.
+AgentAPI = Literal["responses", "chat_completions"]
+#: The prefix of the agent-app namespace: ``model="apps/<name>"`` names a registered app.
+APP_PREFIX = "apps/"
 
 
 class ConfigError(Exception):
@@ -42,13 +46,24 @@ class Timeouts(_Base, kw_only=True):
     total: float = 600.0
 
 
+#: Agents run tools and models in a loop before they answer: a non-streamed turn may take
+#: minutes, so an ``agent_app`` provider without ``timeouts`` waits longer than a model's.
+AGENT_TIMEOUTS = Timeouts(connect=10.0, first_byte=600.0, total=1800.0)
+
+
 class ProviderConfig(_Base, kw_only=True):
+    """One upstream. ``api`` is for ``agent_app`` (the API the app serves, default
+    ``responses``); ``api_version`` for ``azure_openai`` (a dated version for the
+    deployments URLs, default ``2024-10-21``, or ``v1`` for the ``/openai/v1/`` API)."""
+
     kind: ProviderKind
     api_key: str | None = None
     base_url: str | None = None
     headers: dict[str, str] = {}
     timeouts: Timeouts = Timeouts()
     max_connections: int = 256
+    api: AgentAPI | None = None
+    api_version: str | None = None
 
 
 class ServedEntity(_Base, kw_only=True):
@@ -135,6 +150,27 @@ class EndpointConfig(_Base, kw_only=True):
     inference_table: InferenceTableConfig = InferenceTableConfig()
 
 
+class AppConfig(_Base, kw_only=True):
+    """An agent app, called as ``model="apps/<name>"``: served by one ``agent_app`` provider,
+    governed like an endpoint (permissions, rate limits, inference table)."""
+
+    name: str
+    provider: str
+    permissions: list[Permission] = []
+    rate_limits: list[LimitRule] = []
+    inference_table: InferenceTableConfig = InferenceTableConfig()
+
+    def endpoint(self) -> EndpointConfig:
+        """The app as the endpoint the pipeline routes, named ``apps/<name>`` (a name no
+        configured endpoint can have: endpoint names have no ``/``)."""
+        return EndpointConfig(
+            name=APP_PREFIX + self.name,
+            # The app is sent the name its caller used, apps/<name>, relayed or translated.
+            served_entities=[ServedEntity(provider=self.provider, model=APP_PREFIX + self.name)],
+            rate_limits=self.rate_limits, permissions=self.permissions, inference_table=self.inference_table,
+        )
+
+
 class TokenConfig(_Base, kw_only=True):
     """A caller token: give ``token`` (usually ``${ENV}``) or its hex ``sha256``.
 
@@ -177,12 +213,17 @@ class GatewayConfig(_Base, kw_only=True):
     server: ServerConfig = ServerConfig()
     providers: dict[str, ProviderConfig] = {}
     endpoints: list[EndpointConfig] = []
+    apps: list[AppConfig] = []
     tokens: list[TokenConfig] = []
     storage: StorageConfig = StorageConfig()
     limiter: LimiterConfig = LimiterConfig()
 
     def endpoint_map(self) -> dict[str, EndpointConfig]:
         return {e.name: e for e in self.endpoints}
+
+    def app_map(self) -> dict[str, EndpointConfig]:
+        """The agent apps, as endpoints keyed ``apps/<name>``."""
+        return {APP_PREFIX + a.name: a.endpoint() for a in self.apps}
 
 
 def _expand_env(node: Any, path: str, env: dict[str, str]) -> Any:
@@ -224,8 +265,19 @@ def _check(cfg: GatewayConfig) -> None:
         _check_header_values(prov, f"providers.{name}")
         if prov.kind in ("openai", "anthropic", "gemini") and not prov.api_key:
             raise ConfigError(f"providers.{name}.api_key: required for kind {prov.kind!r}")
-        if prov.kind == "openai_compatible" and not prov.base_url:
-            raise ConfigError(f"providers.{name}.base_url: required for kind 'openai_compatible'")
+        if prov.kind in ("openai_compatible", "azure_openai", "agent_app") and not prov.base_url:
+            raise ConfigError(f"providers.{name}.base_url: required for kind {prov.kind!r}")
+        if prov.kind == "azure_openai" and not prov.api_key and "authorization" not in map(str.lower, prov.headers):
+            raise ConfigError(f"providers.{name}.api_key: required for kind 'azure_openai' "
+                              "(or an Entra ID token as headers.Authorization: Bearer ...)")
+        if prov.api is not None and prov.kind != "agent_app":
+            raise ConfigError(f"providers.{name}.api: only for kind 'agent_app'")
+        if prov.api_version is not None and prov.kind != "azure_openai":
+            raise ConfigError(f"providers.{name}.api_version: only for kind 'azure_openai'")
+        if prov.kind != "agent_app" and any(a.provider == name for a in cfg.apps):
+            j = next(j for j, a in enumerate(cfg.apps) if a.provider == name)
+            raise ConfigError(f"apps[{j}].provider: {name!r} is of kind {prov.kind!r}, not 'agent_app'")
+    _check_apps(cfg)
     for i, tok in enumerate(cfg.tokens):
         if bool(tok.token) == bool(tok.sha256):
             raise ConfigError(f"tokens[{i}]: give exactly one of 'token' or 'sha256'")
@@ -233,6 +285,20 @@ def _check(cfg: GatewayConfig) -> None:
             raise ConfigError(f"tokens[{i}].sha256: must be 64 hex characters")
     if cfg.storage.kind == "postgres" and not cfg.storage.dsn:
         raise ConfigError("storage.dsn: required for kind 'postgres'")
+
+
+def _check_apps(cfg: GatewayConfig) -> None:
+    seen: set[str] = set()
+    for i, app in enumerate(cfg.apps):
+        where = f"apps[{i}]"
+        if not NAME_RE.match(app.name):
+            raise ConfigError(f"{where}.name: {app.name!r} may only contain letters, digits, '.', '-', '_'")
+        if app.name in seen:
+            raise ConfigError(f"{where}.name: duplicate app {app.name!r}")
+        seen.add(app.name)
+        if app.provider not in cfg.providers:
+            raise ConfigError(f"{where}.provider: unknown provider {app.provider!r}")
+        check_endpoint(app.endpoint(), where, cfg, name_checked=True)
 
 
 #: An HTTP header name (RFC 9110 token), and what no header value may hold.
@@ -252,10 +318,11 @@ def _check_header_values(prov: ProviderConfig, where: str) -> None:
             raise ConfigError(f"{where}.headers.{header}: contains a line break or another control character")
 
 
-def check_endpoint(ep: EndpointConfig, where: str, cfg: GatewayConfig) -> None:
+def check_endpoint(ep: EndpointConfig, where: str, cfg: GatewayConfig, *, name_checked: bool = False) -> None:
     """Everything about one endpoint that its Struct alone cannot check; ``where`` prefixes
-    the path in the error (``endpoints[2]``, or ``''`` for an admin API body)."""
-    if not NAME_RE.match(ep.name):
+    the path in the error (``endpoints[2]``, or ``''`` for an admin API body).
+    ``name_checked``: an app's endpoint, whose ``apps/`` name was checked as the app's."""
+    if not name_checked and not NAME_RE.match(ep.name):
         raise ConfigError(f"{where}.name: {ep.name!r} may only contain letters, digits, '.', '-', '_'".lstrip("."))
     _check_entities(ep, where, cfg)
     for j, grant in enumerate(ep.permissions):
@@ -307,17 +374,25 @@ def parse_config(raw: Any, env: dict[str, str] | None = None) -> GatewayConfig:
         raise ConfigError("<root>: expected a mapping")
     expanded = _expand_env(raw, "", dict(os.environ) if env is None else env)
     providers = expanded.get("providers")
+    agent_defaults: list[str] = []
     if isinstance(providers, dict):
         # msgspec names a bad dict entry "[...]"; check each provider alone to name it.
         for name, provider in providers.items():
             try:
-                msgspec.convert(provider, ProviderConfig)
+                kind = msgspec.convert(provider, ProviderConfig).kind
             except msgspec.ValidationError as exc:
                 raise ConfigError(_msgspec_path(exc, f"providers.{name}")) from None
+            if kind == "agent_app" and "timeouts" not in provider:
+                agent_defaults.append(name)
     try:
         cfg = msgspec.convert(expanded, GatewayConfig)
     except msgspec.ValidationError as exc:
         raise ConfigError(_msgspec_path(exc)) from None
+    if agent_defaults:
+        cfg = msgspec.structs.replace(cfg, providers={
+            name: msgspec.structs.replace(p, timeouts=AGENT_TIMEOUTS) if name in agent_defaults else p
+            for name, p in cfg.providers.items()
+        })
     _check(cfg)
     return cfg
 

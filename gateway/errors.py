@@ -11,6 +11,7 @@
     ├── RateLimited                   429 rate_limited (retryable)
     └── UpstreamError                 502 upstream_error
         ├── UpstreamStatus            the upstream's 4xx/5xx (retryable on 429 and 5xx)
+        │   └── ContentFiltered       400 content_filter: the provider's content filter refused the prompt
         ├── UpstreamUnavailable       502 upstream_unavailable (retryable): connect failed
         ├── UpstreamTimeout           504 upstream_timeout (retryable)
         │   └── DeadlineExceeded      504 deadline_exceeded: the caller's own deadline passed
@@ -124,6 +125,20 @@ class UpstreamStatus(UpstreamError):
     @property
     def label(self) -> str:
         return f"upstream_{self.upstream_status}"
+
+
+class ContentFiltered(UpstreamStatus):
+    """The provider's content filter refused the prompt (Azure OpenAI's ``content_filter``
+    400): the caller's to change, so final, and its message is the provider's."""
+
+    code = "content_filter"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
+
+    @property
+    def label(self) -> str:
+        return self.code
 
 
 class UpstreamUnavailable(UpstreamError):

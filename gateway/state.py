@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.config import GatewayConfig
+from gateway.config import EndpointConfig, GatewayConfig
 from gateway.limits import Limiter
 from gateway.pipeline.call import RequestContext
 from gateway.pipeline.routing import Router
@@ -18,6 +18,7 @@ from gateway.tokens_table import StoreRefresher, TokensTable
 
 CONFIG = web.AppKey("config", GatewayConfig)
 ENDPOINTS = web.AppKey("endpoints", EndpointRegistry)
+APPS = web.AppKey("apps", dict[str, EndpointConfig])  # agent apps, as endpoints keyed apps/<name>
 ENDPOINTS_TABLE = web.AppKey("endpoints_table", EndpointsTable)
 HTTP = web.AppKey("http", HttpClients)
 PROVIDERS = web.AppKey("providers", dict[str, Provider])

@@ -27,7 +27,7 @@ from gateway.providers.http import HttpClients, iter_chunks
 from gateway.providers.upstream_client import OriginPool, UpstreamResponse
 
 T = TypeVar("T")
-WireFormat = Literal["openai_chat", "anthropic_messages", "gemini", "in_process"]
+WireFormat = Literal["openai_chat", "openai_responses", "anthropic_messages", "gemini", "in_process"]
 
 
 class Target(msgspec.Struct, frozen=True):

@@ -15,6 +15,7 @@ from yarl import URL
 
 from gateway.config import Timeouts
 from gateway.errors import (
+    ContentFiltered,
     GatewayError,
     UpstreamInvalidResponse,
     UpstreamStatus,
@@ -99,6 +100,42 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 _GEMINI_BAD_KEY = re.compile(rb'"reason"\s*:\s*"API_KEY_INVALID"')
 
 
+#: Azure OpenAI's refusal of a prompt: ``{"error": {"code": "content_filter", "message": ...,
+#: "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"hate":
+#: {"filtered": true, "severity": "medium"}, ...}}}}``; matched as a JSON member, as above.
+_CONTENT_FILTER = re.compile(rb'"code"\s*:\s*"content_filter"')
+
+
+class _Category(msgspec.Struct):
+    filtered: bool = False
+
+
+class _InnerError(msgspec.Struct):
+    content_filter_result: dict[str, _Category | None] = {}
+
+
+class _FilterError(msgspec.Struct):
+    innererror: _InnerError | None = None
+
+
+class _FilterBody(msgspec.Struct):
+    error: _FilterError
+
+
+_filter_body = msgspec.json.Decoder(_FilterBody)
+
+
+def _content_filtered(body: bytes, provider: str) -> ContentFiltered:
+    """The refusal with the provider's message and the categories it names as filtered."""
+    message = f"provider '{provider}' refused the prompt (content filter): {upstream_error_message(body)}"
+    try:
+        inner = _filter_body.decode(body).error.innererror
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        inner = None
+    categories = [k for k, v in inner.content_filter_result.items() if v is not None and v.filtered] if inner else []
+    return ContentFiltered(f"{message} (filtered: {', '.join(categories)})" if categories else message)
+
+
 async def raise_for_upstream_status(resp: UpstreamResponse, provider: str) -> None:
     """Turn an upstream error status into UpstreamStatus (and release the connection)."""
     if resp.status < 400:
@@ -112,6 +149,8 @@ async def raise_for_upstream_status(resp: UpstreamResponse, provider: str) -> No
         # caller. Gemini's 400 counts as the 401 it means (502 to the caller, no fallback retry).
         status = 401 if resp.status == 400 else resp.status
         raise UpstreamStatus(status, f"provider '{provider}' rejected the gateway's credentials (HTTP {resp.status})")
+    if resp.status == 400 and _CONTENT_FILTER.search(body):
+        raise _content_filtered(body, provider)
     message = f"provider '{provider}' returned HTTP {resp.status}: {upstream_error_message(body)}"
     raise UpstreamStatus(resp.status, message, retry_after=_retry_after(resp.headers))
 

@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET
 from yarl import URL
 
-from gateway.config import ProviderConfig, Timeouts
+from gateway.config import ProviderConfig
 from gateway.errors import UpstreamInvalidResponse
 from gateway.ir import ChatRequest, ChatResult, EmbeddingResult, StreamEvent, Usage
 from gateway.ir.result import estimate_tokens
@@ -42,25 +42,29 @@ class OpenAIProvider(Provider):
             headers["authorization"] = f"Bearer {self.config.api_key}"
         self._headers = headers
         self._urls: dict[str, URL] = {}
-        # Only OpenAI itself is known to take max_completion_tokens; compatible servers get max_tokens.
-        self._max_completion_tokens = config.kind == "openai"
+        # Only OpenAI (and Azure OpenAI) are known to take max_completion_tokens; compatible servers get max_tokens.
+        self._max_completion_tokens = config.kind in ("openai", "azure_openai")
+        #: Whether Responses requests pass through to ``/responses`` (compatible servers rarely
+        #: serve it: they get Responses callers translated to Chat Completions).
+        self.serves_responses = config.kind == "openai"
 
-    def url(self, path: str) -> URL:
-        """The upstream URL for an API path such as ``/chat/completions``."""
+    def url(self, path: str, model: str) -> URL:
+        """The upstream URL for an API path such as ``/chat/completions`` (``model`` is for
+        transports that put it in the URL, as Azure's deployments do)."""
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = URL(self.base_url + path)
         return url
 
-    async def passthrough(self, path: str, body: bytes, timeouts: Timeouts) -> UpstreamResponse:
+    async def passthrough(self, path: str, body: bytes, target: Target) -> UpstreamResponse:
         """POST the caller's (model-rewritten) body; returns the response once it is a success."""
-        return await self._post(path, body, timeouts)
+        return await self._post(path, body, target)
 
-    async def _post(self, path: str, body: bytes, timeouts: Timeouts) -> UpstreamResponse:
-        url = self.url(path)
+    async def _post(self, path: str, body: bytes, target: Target) -> UpstreamResponse:
+        url = self.url(path, target.model)
         return await send(
             self.session(url), "POST", url,
-            provider=self.name, timeouts=timeouts, data=body, headers=self._headers,
+            provider=self.name, timeouts=target.timeouts, data=body, headers=self._headers,
         )
 
     def _chat_body(self, request: ChatRequest, target: Target, stream: bool) -> bytes:
@@ -68,18 +72,18 @@ class OpenAIProvider(Provider):
 
     async def complete(self, request: ChatRequest, target: Target) -> ChatResult:
         """One non-streaming turn, translated from and to the IR."""
-        resp = await self._post("/chat/completions", self._chat_body(request, target, False), target.timeouts)
+        resp = await self._post("/chat/completions", self._chat_body(request, target, False), target)
         return decode_result(await read_body(resp, self.name), self.name)
 
     async def open_stream(self, request: ChatRequest, target: Target) -> ProviderStream[list[StreamEvent]]:
         """Start a streaming turn; returns once the upstream answered with a success status."""
-        resp = await self._post("/chat/completions", self._chat_body(request, target, True), target.timeouts)
+        resp = await self._post("/chat/completions", self._chat_body(request, target, True), target)
         return decoded_stream(resp, self.name, OpenAIChatStreamDecoder(self.name))
 
     async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
         """Embed with ``/embeddings``; vectors come back in input order whatever order they arrive in."""
         body = we.EmbeddingsRequest(target.model, inputs, dimensions=dimensions if dimensions is not None else UNSET)
-        resp = await self._post("/embeddings", _encode.encode(body), target.timeouts)
+        resp = await self._post("/embeddings", _encode.encode(body), target)
         reply: we.UpstreamEmbeddings = decode_json(_decode_embeddings, await read_body(resp, self.name), self.name)
         data = sorted(reply.data, key=lambda e: e.index)
         if [e.index for e in data] != list(range(len(inputs))):

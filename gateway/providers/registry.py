@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from gateway.config import GatewayConfig
+from gateway.providers.agent_app import AgentAppProvider
 from gateway.providers.anthropic import AnthropicProvider
+from gateway.providers.azure_openai import AzureOpenAIProvider
 from gateway.providers.base import Provider
 from gateway.providers.gemini import GeminiProvider
 from gateway.providers.http import HttpClients
@@ -15,6 +17,8 @@ PROVIDERS: dict[str, type[Provider]] = {
     "openai_compatible": OpenAICompatibleProvider,
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
+    "azure_openai": AzureOpenAIProvider,
+    "agent_app": AgentAppProvider,
     "mock": MockProvider,
 }
 

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from gateway.config import EndpointConfig
+from gateway.config import APP_PREFIX, EndpointConfig
 from gateway.errors import BadRequest, EndpointNotFound, GatewayError, PayloadTooLarge
 from gateway.ir import ChatResult, StreamEvent, Usage
 from gateway.pipeline import limits
@@ -22,7 +22,7 @@ from gateway.pipeline.replies import EventStream, RawReply, RawStream, ResultRep
 from gateway.server.permissions import require_query
 from gateway.server.responding import SSE, json_reply, record_usage, relay_raw_stream, stream_events
 from gateway.sinks.payloads import PayloadCapture
-from gateway.state import CONFIG, CONTEXT, ENDPOINTS, LIMITER, ROUTER
+from gateway.state import APPS, CONFIG, CONTEXT, ENDPOINTS, LIMITER, ROUTER
 
 
 class StreamEncoder(Protocol):
@@ -65,10 +65,15 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def find_endpoint(request: web.Request, ctx: RequestContext, name: str, task: str) -> EndpointConfig:
-    """The endpoint a request names, recorded on the usage row; 404, 403 or 400 in the caller's shape."""
+    """The endpoint a request names (or the agent app, for ``apps/<name>``), recorded on the
+    usage row; 404, 403 or 400 in the caller's shape."""
     endpoint = request.app[ENDPOINTS].get(name)
     if endpoint is None:
-        raise EndpointNotFound(f"Endpoint '{name}' does not exist", param="model")
+        # Endpoint names have no '/': apps are looked up only once no endpoint matched.
+        endpoint = request.app[APPS].get(name)
+        if endpoint is None:
+            what = f"App '{name.removeprefix(APP_PREFIX)}'" if name.startswith(APP_PREFIX) else f"Endpoint '{name}'"
+            raise EndpointNotFound(f"{what} does not exist", param="model")
     ctx.record.endpoint = endpoint.name
     require_query(ctx.principal, endpoint)
     if endpoint.task != task:

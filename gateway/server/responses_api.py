@@ -88,8 +88,12 @@ def _api_for(store: ResponseStore) -> ResponsesAPI:
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
+    return await serve_responses(request, await read_body(request))
+
+
+async def serve_responses(request: web.Request, body: bytes) -> web.StreamResponse:
+    """A Responses body, routed and answered in the same shape."""
     ctx = request[CONTEXT]
-    body = await read_body(request)
     # The one decode of the body: routing, the store, the IR and the reply's echo all read
     # this view, and a bad field is refused here, before a provider is paid.
     view = codec.decode_view(body)

@@ -36,6 +36,7 @@ def add_routes(app: web.Application) -> None:
         ]
         routes += [
             web.post(prefix + "/serving-endpoints/{endpoint}/invocations", serving_api.invocations),
+            web.post(prefix + "/serving-endpoints/apps/{app}/invocations", serving_api.app_invocations),
             web.get(prefix + "/api/2.0/serving-endpoints", serving_api.list_endpoints, allow_head=False),
             web.get(prefix + "/api/2.0/serving-endpoints/{name}", serving_api.get_endpoint, allow_head=False),
             web.post(prefix + "/api/2.0/serving-endpoints", admin_api.create_endpoint),

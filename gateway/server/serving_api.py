@@ -22,7 +22,9 @@ from gateway.pipeline.dispatch import chat_attempt
 from gateway.codecs.openai_chat import bad_request_from
 from gateway.config import EndpointConfig
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
-from gateway.server.unified import OPENAI_CHAT, serve_embeddings
+from gateway.config import APP_PREFIX
+from gateway.server.responses_api import serve_responses
+from gateway.server.unified import OPENAI_CHAT, serve_chat_completions, serve_embeddings
 from gateway.server.permissions import require_query, visible
 from gateway.state import CONTEXT, ENDPOINTS
 
@@ -82,6 +84,28 @@ async def invocations(request: web.Request) -> web.StreamResponse:
                     session=session_of(request, endpoint))
         return await serve_chat(request, COMPLETIONS, call)
     raise BadRequest("The payload needs 'messages' (chat), 'prompt' (completions) or 'input' (embeddings)")
+
+
+async def app_invocations(request: web.Request) -> web.StreamResponse:
+    """``POST /serving-endpoints/apps/{app}/invocations``: an agent app's turn, as the MLflow
+    deployments client and the Databricks SDK send it for ``endpoint="apps/<name>"``:
+    ``input`` is a Responses request (ResponsesAgent), ``messages`` a Chat Completions one."""
+    ctx = request[CONTEXT]
+    body = await read_body(request)
+    try:
+        fields = _fields.decode(body)
+    except msgspec.DecodeError as exc:
+        raise bad_request_from(exc) from None
+    tags = dict(ctx.record.request_tags)
+    _take_tags(fields, tags)
+    ctx.record.request_tags = tags
+    fields["model"] = msgspec.Raw(_encode.encode(APP_PREFIX + request.match_info["app"]))
+    body = _encode.encode(fields)
+    if "input" in fields:
+        return await serve_responses(request, body)
+    if "messages" in fields:
+        return await serve_chat_completions(request, body)
+    raise BadRequest("An agent app's payload needs 'input' (Responses) or 'messages' (Chat Completions)")
 
 
 def describe(endpoint: EndpointConfig) -> dict:  # type: ignore[type-arg]

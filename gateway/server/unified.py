@@ -14,7 +14,7 @@ from gateway.pipeline.replies import EmbeddingReply, RawReply
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.server.responding import json_reply, record_usage
 from gateway.server.permissions import visible
-from gateway.state import CONTEXT, ENDPOINTS, LIMITER, ROUTER
+from gateway.state import APPS, CONTEXT, ENDPOINTS, LIMITER, ROUTER
 
 
 OPENAI_CHAT = ChatAPI(
@@ -30,8 +30,12 @@ _OPENAI_EMBEDDINGS = embeddings_attempt(passthrough.openai_embeddings)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await serve_chat_completions(request, await read_body(request))
+
+
+async def serve_chat_completions(request: web.Request, body: bytes) -> web.StreamResponse:
+    """A Chat Completions body, routed and answered in the same shape."""
     ctx = request[CONTEXT]
-    body = await read_body(request)
     view = openai_chat.decode_view(body)
     endpoint = find_endpoint(request, ctx, view.model, "chat")
     include_usage = bool(view.stream_options and view.stream_options.include_usage)
@@ -67,4 +71,6 @@ async def list_models(request: web.Request) -> web.Response:
         {"id": name, "object": "model", "created": 0, "owned_by": "gateway", "task": ep.task}
         for name, ep in visible(ctx.principal, request.app[ENDPOINTS])
     ]
+    data += [{"id": name, "object": "model", "created": 0, "owned_by": "gateway", "task": "agent"}
+             for name, _ in visible(ctx.principal, request.app[APPS])]
     return web.json_response({"object": "list", "data": data}, headers={"x-request-id": ctx.request_id})

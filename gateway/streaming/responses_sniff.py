@@ -44,6 +44,35 @@ class _ResponseView(msgspec.Struct):
     output: list[msgspec.Raw] = []
 
 
+class _Text(msgspec.Struct):
+    text: str | None = None
+
+
+class _ItemView(msgspec.Struct):
+    content: list[_Text] | str | None = None
+
+
+class _OutputView(msgspec.Struct):
+    usage: UsageView | None = None
+    output: list[_ItemView] = []
+
+
+_decode_output = msgspec.json.Decoder(_OutputView)
+
+
+def sniff_response(body: bytes) -> tuple[Usage | None, int]:
+    """Usage (if reported) and output text characters of a whole Response body; raises
+    msgspec.DecodeError or ValidationError for a body that is not a Response object."""
+    view = _decode_output.decode(body)
+    chars = 0
+    for item in view.output:
+        if isinstance(item.content, str):
+            chars += len(item.content)
+        elif item.content:
+            chars += sum(len(part.text or "") for part in item.content)
+    return (view.usage.to_ir() if view.usage else None), chars
+
+
 class _EventView(msgspec.Struct):
     type: str = ""
     delta: str | None = None
