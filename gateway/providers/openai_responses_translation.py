@@ -242,8 +242,6 @@ class ResponsesStreamDecoder(SSEEventDecoder):
         ev: _Event = decode_json(_decode_event, data, self.provider)
         if ev.error is not UNSET or ev.type in ("error", "response.failed"):
             raise self._failure(ev)
-        if fields := agent_fields_of(ev):
-            out.append(AgentFieldsEvent(fields))
         kind = ev.type
         if kind == "response.output_text.delta" and ev.delta:
             if ev.item_id:
@@ -260,6 +258,9 @@ class ResponsesStreamDecoder(SSEEventDecoder):
                 out.append(UsageEvent(ev.response.usage.to_ir()))
             if fields := agent_fields_of(ev.response):
                 out.append(AgentFieldsEvent(fields))
+        # An agent puts its fields on any event, or on one of their own.
+        if fields := agent_fields_of(ev):
+            out.append(AgentFieldsEvent(fields))
 
     def _item_done(self, item: _Item, out: list[StreamEvent]) -> None:
         if item.type == "message" and item.id not in self._streamed:
