@@ -347,3 +347,12 @@ async def test_databricks_sdk_queries_a_chat_app_by_its_apps_name(agents):
     assert reply.choices[0].message.content == "Chat agent heard: hello"
     assert chat_rec.last["path"] == "/chat/completions" and "client_request_id" not in chat_rec.last["body"]
     assert json.loads((await gw.usage_rows(1))[-1]["request_tags"]) == {"client_request_id": "sdk-1"}
+
+
+async def test_an_embeddings_endpoint_served_by_an_app_is_refused_naming_it(make_gateway, start_agent):
+    rec, url = await start_agent()
+    gw = await make_gateway({"a": {"kind": "agent_app", "base_url": url}},
+                            [{"name": "emb", "task": "embeddings", "served_entities": [{"provider": "a", "model": "x"}]}])
+    with pytest.raises(openai.BadRequestError, match="is an agent app and does not compute embeddings"):
+        await client(gw).embeddings.create(model="emb", input="hi")
+    assert rec.requests == []

@@ -250,9 +250,8 @@ class OpenAIChatStreamEncoder:
         self.usage: Usage | None = None
         self.output_chars = 0
 
-    def _chunk(self, delta: w.Delta, finish: str | None = None, **agent_fields: msgspec.Raw) -> bytes:
-        chunk = w.ChatCompletionChunk(self._id, self._created, self._model, [w.ChunkChoice(0, delta, finish)],
-                                      **agent_fields)
+    def _chunk(self, delta: w.Delta, finish: str | None = None) -> bytes:
+        chunk = w.ChatCompletionChunk(self._id, self._created, self._model, [w.ChunkChoice(0, delta, finish)])
         return encode_sse(_encode.encode(chunk))
 
     def start(self) -> bytes:
@@ -293,7 +292,9 @@ class OpenAIChatStreamEncoder:
     def finish(self) -> bytes:
         """The finish chunk (with an agent app's own fields), the usage chunk when asked for, and [DONE]."""
         out = [] if self._started else [self.start()]
-        out.append(self._chunk(w.Delta(), self._finish or "stop", **self._agent_fields))
+        finish = w.ChunkChoice(0, w.Delta(), self._finish or "stop")
+        chunk = w.ChatCompletionChunk(self._id, self._created, self._model, [finish], **self._agent_fields)
+        out.append(encode_sse(_encode.encode(chunk)))
         if self._include_usage and self.usage is not None:
             chunk = w.ChatCompletionChunk(self._id, self._created, self._model, [], usage=encode_usage(self.usage))
             out.append(encode_sse(_encode.encode(chunk)))

@@ -21,14 +21,13 @@ from msgspec import UNSET, UnsetType
 from yarl import URL
 
 from gateway.config import AgentAPI, ProviderConfig
-from gateway.errors import UpstreamError, UpstreamInvalidResponse, UpstreamStatus
-from gateway.ir import AGENT_RESULT_FIELDS, AgentFieldsEvent, ChatRequest, ChatResult, StreamEvent
+from gateway.errors import BadRequest, UpstreamError, UpstreamInvalidResponse, UpstreamStatus
+from gateway.ir import AGENT_RESULT_FIELDS, AgentFieldsEvent, ChatRequest, ChatResult, EmbeddingResult, StreamEvent
 from gateway.providers import openai_chat_translation as chat
 from gateway.providers import openai_responses_translation as responses
 from gateway.providers.base import Provider, ProviderStream, Target, decoded_stream
 from gateway.providers.http import HttpClients, read_body, send
 from gateway.providers.upstream_client import UpstreamResponse
-from gateway.providers.openai_responses_translation import agent_fields_of
 
 _PATHS: dict[AgentAPI, str] = {"responses": "/responses", "chat_completions": "/chat/completions"}
 
@@ -47,7 +46,7 @@ def _fields_of(data: bytes, provider: str) -> dict[str, msgspec.Raw]:
     if not any(marker in data for marker in _MARKERS):
         return {}
     try:
-        return agent_fields_of(_decode_fields.decode(data))
+        return responses.agent_fields_of(_decode_fields.decode(data))
     except (msgspec.DecodeError, msgspec.ValidationError):
         raise UpstreamInvalidResponse(f"provider '{provider}' sent a response the gateway could not parse") from None
 
@@ -110,6 +109,10 @@ class AgentAppProvider(Provider):
             return decoded_stream(resp, self.name, responses.ResponsesStreamDecoder(self.name))
         resp = await self.post(self._chat_body(request, target, stream=True), target)
         return decoded_stream(resp, self.name, _ChatAgentStreamDecoder(self.name))
+
+    async def embed(self, inputs: list[str], target: Target, dimensions: int | None = None) -> EmbeddingResult:
+        """Agents answer turns; an embeddings endpoint served by one is refused, naming it."""
+        raise BadRequest(f"provider '{self.name}' is an agent app and does not compute embeddings", param="model")
 
     @staticmethod
     def _chat_body(request: ChatRequest, target: Target, stream: bool) -> bytes:

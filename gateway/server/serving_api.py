@@ -24,7 +24,7 @@ from gateway.config import EndpointConfig
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.config import APP_PREFIX
 from gateway.server.responses_api import serve_responses
-from gateway.server.unified import OPENAI_CHAT, serve_chat_completions, serve_embeddings
+from gateway.server.unified import serve_chat_completions, serve_embeddings
 from gateway.server.permissions import require_query, visible
 from gateway.state import CONTEXT, ENDPOINTS
 
@@ -55,28 +55,28 @@ def _take_tags(fields: dict[str, msgspec.Raw], tags: dict[str, str]) -> None:
         raise BadRequest(f"client_request_id must be a string and usage_context a map of strings: {exc}") from None
 
 
-async def invocations(request: web.Request) -> web.StreamResponse:
+async def _payload(request: web.Request, model: str) -> tuple[dict[str, msgspec.Raw], bytes]:
+    """The body's fields with the tags taken out and ``model`` set, and the body re-encoded."""
     ctx = request[CONTEXT]
-    name = request.match_info["endpoint"]
-    body = await read_body(request)
     try:
-        fields = _fields.decode(body)
+        fields = _fields.decode(await read_body(request))
     except msgspec.DecodeError as exc:
         raise bad_request_from(exc) from None
     tags = dict(ctx.record.request_tags)
     _take_tags(fields, tags)
     ctx.record.request_tags = tags
-    fields["model"] = msgspec.Raw(_encode.encode(name))
-    body = _encode.encode(fields)
+    fields["model"] = msgspec.Raw(_encode.encode(model))
+    return fields, _encode.encode(fields)
+
+
+async def invocations(request: web.Request) -> web.StreamResponse:
+    ctx = request[CONTEXT]
+    name = request.match_info["endpoint"]
+    fields, body = await _payload(request, name)
     if "input" in fields and "messages" not in fields:
         return await serve_embeddings(request, body)
     if "messages" in fields:
-        view = openai_chat.decode_view(body)
-        endpoint = find_endpoint(request, ctx, name, "chat")
-        include_usage = bool(view.stream_options and view.stream_options.include_usage)
-        call = Call(ctx, endpoint, body, stream=bool(view.stream), include_usage=include_usage,
-                    decode=openai_chat.decode_request, session=session_of(request, endpoint))
-        return await serve_chat(request, OPENAI_CHAT, call)
+        return await serve_chat_completions(request, body)
     if "prompt" in fields:
         endpoint = find_endpoint(request, ctx, name, "chat")
         request_ir = openai_completions.decode_request(body)
@@ -90,17 +90,7 @@ async def app_invocations(request: web.Request) -> web.StreamResponse:
     """``POST /serving-endpoints/apps/{app}/invocations``: an agent app's turn, as the MLflow
     deployments client and the Databricks SDK send it for ``endpoint="apps/<name>"``:
     ``input`` is a Responses request (ResponsesAgent), ``messages`` a Chat Completions one."""
-    ctx = request[CONTEXT]
-    body = await read_body(request)
-    try:
-        fields = _fields.decode(body)
-    except msgspec.DecodeError as exc:
-        raise bad_request_from(exc) from None
-    tags = dict(ctx.record.request_tags)
-    _take_tags(fields, tags)
-    ctx.record.request_tags = tags
-    fields["model"] = msgspec.Raw(_encode.encode(APP_PREFIX + request.match_info["app"]))
-    body = _encode.encode(fields)
+    fields, body = await _payload(request, APP_PREFIX + request.match_info["app"])
     if "input" in fields:
         return await serve_responses(request, body)
     if "messages" in fields:
