@@ -4,10 +4,9 @@ while usage is sniffed from them. Each returns None for a provider of another fo
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
+from gateway.config import AgentAPI
 from gateway.errors import UpstreamInvalidResponse
 from gateway.pipeline.call import Call
 from gateway.pipeline.replies import RawReply, RawStream, Reply
@@ -98,8 +97,7 @@ async def anthropic(call: Call, provider: Provider, target: Target) -> Reply | N
     return RawReply(data, result.usage, result.output_chars())
 
 
-async def agent_app(call: Call, provider: AgentAppProvider, target: Target, api: Literal["responses", "chat_completions"]
-                    ) -> Reply | None:
+async def agent_app(call: Call, provider: AgentAppProvider, target: Target, api: AgentAPI) -> Reply | None:
     """A caller of the API the app serves: the body goes as sent (an app's caller already
     names it as its model), and the reply's bytes come back untouched. Nothing is added to
     the request: an agent may refuse fields it does not know, such as ``stream_options``."""

@@ -14,8 +14,6 @@ is the configuration's fault: 502, not the 404 of an unknown app.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 from msgspec import UNSET, UnsetType
 from yarl import URL
@@ -87,7 +85,7 @@ class AgentAppProvider(Provider):
                                     f"(HTTP {exc.upstream_status}): check its base_url and api") from None
             raise
 
-    def serves(self, api: Literal["responses", "chat_completions"]) -> bool:
+    def serves(self, api: AgentAPI) -> bool:
         """Whether a caller of ``api`` is relayed as it is."""
         return self.api == api
 
@@ -120,9 +118,5 @@ class AgentAppProvider(Provider):
         if not request.agent_fields:
             return body
         # The encoded body is one JSON object: the agent fields go in before its closing brace.
-        extra = b"".join(b"," + _encode_key(k) + b":" + bytes(v) for k, v in request.agent_fields.items())
+        extra = b"".join(b"," + msgspec.json.encode(k) + b":" + bytes(v) for k, v in request.agent_fields.items())
         return body[:-1] + extra + b"}"
-
-
-def _encode_key(name: str) -> bytes:
-    return msgspec.json.encode(name)
