@@ -93,6 +93,7 @@ async def test_a_relayed_stream_reaches_the_caller_byte_for_byte(agents):
     assert events[-2] == {"databricks_output": {"trace": TRACE, "databricks_request_id": "req-1"}}
     assert events[-1] == "[DONE]"
     assert rec.last["body"] == body
+    assert_app_credentials_only(rec.last)
     rows = await gw.usage_rows(1)
     assert rows[-1]["endpoint"] == "apps/support" and rows[-1]["streaming"] == 1 and rows[-1]["status_code"] == 200
     assert rows[-1]["output_tokens"] > 0 and rows[-1]["tokens_estimated"] == 1
