@@ -1,4 +1,4 @@
-"""``gateway serve | check-config | usage``."""
+"""``gateway serve | check-config | usage | sql | tokens``."""
 
 from __future__ import annotations
 
@@ -189,6 +189,32 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_sql(args: argparse.Namespace) -> str:
+    if (args.query is None) == (args.file is None):
+        raise ValueError("give the query as an argument or with --file, not both")
+    return args.query if args.file is None else (sys.stdin.read() if args.file == "-" else Path(args.file).read_text())
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    """One read-only query over the store's usage and inference tables."""
+    from gateway.store_query import StoreQueryError, query_store
+    from gateway.tabular_output import write_rows
+
+    try:
+        config = _store_config(args)
+        query = _read_sql(args)
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(query_store(config, query, timeout_s=args.timeout))
+    except (StoreQueryError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    write_rows(result.columns, result.rows, args.format, sys.stdout)
+    return 0
+
+
 T = TypeVar("T")
 
 
@@ -261,6 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     usage.add_argument("--since", default="24h", help="e.g. 30m, 1h, 7d (default 24h)")
     usage.add_argument("--by", default="endpoint", help="endpoint, requester, provider, status or tag:KEY")
     usage.set_defaults(func=cmd_usage)
+
+    sql = sub.add_parser("sql", help="a read-only SQL query over the usage and inference tables")
+    sql.add_argument("query", nargs="?", help="the query (or --file)")
+    sql.add_argument("-f", "--file", help="read the query from this file ('-': standard input)")
+    sql.add_argument("--format", choices=("table", "csv", "jsonl"), default="table")
+    sql.add_argument("--timeout", type=float, default=30.0, help="seconds before the query is cancelled (default 30)")
+    sql.add_argument("--config")
+    sql.add_argument("--data-dir")
+    sql.set_defaults(func=cmd_sql)
 
     tokens = sub.add_parser("tokens", help="create, list or revoke run-time tokens (stored hashed)")
     tokens_sub = tokens.add_subparsers(dest="action", required=True)
