@@ -1,4 +1,4 @@
-"""``gateway serve | check-config | usage | sql | tokens``."""
+"""``gateway serve | check-config | usage | sql | batch | tokens``."""
 
 from __future__ import annotations
 
@@ -215,6 +215,18 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from gateway.batch.command import run_batch_command
+
+    try:
+        config = _store_config(args)
+        query = _read_sql(args)
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run_batch_command(args, config, query)
+
+
 T = TypeVar("T")
 
 
@@ -296,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     sql.add_argument("--config")
     sql.add_argument("--data-dir")
     sql.set_defaults(func=cmd_sql)
+
+    from gateway.batch.command import add_arguments as add_batch_arguments
+
+    batch = sub.add_parser("batch", help="run SQL in DuckDB with ai_query(endpoint, request) over your files")
+    add_batch_arguments(batch)
+    batch.set_defaults(func=cmd_batch)
 
     tokens = sub.add_parser("tokens", help="create, list or revoke run-time tokens (stored hashed)")
     tokens_sub = tokens.add_subparsers(dest="action", required=True)
