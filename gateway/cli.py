@@ -195,17 +195,23 @@ def _read_sql(args: argparse.Namespace) -> str:
     return args.query if args.file is None else (sys.stdin.read() if args.file == "-" else Path(args.file).read_text())
 
 
+def _store_and_query(args: argparse.Namespace) -> tuple[GatewayConfig, str] | None:
+    """The store's configuration and the query; None, after saying why, when either is bad."""
+    try:
+        return _store_config(args), _read_sql(args)
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     """One read-only query over the store's usage and inference tables."""
     from gateway.store_query import StoreQueryError, query_store
     from gateway.tabular_output import write_rows
 
-    try:
-        config = _store_config(args)
-        query = _read_sql(args)
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if (given := _store_and_query(args)) is None:
         return 2
+    config, query = given
     try:
         result = asyncio.run(query_store(config, query, timeout_s=args.timeout))
     except (StoreQueryError, RuntimeError) as exc:
@@ -218,13 +224,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from gateway.batch.command import run_batch_command
 
-    try:
-        config = _store_config(args)
-        query = _read_sql(args)
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if (given := _store_and_query(args)) is None:
         return 2
-    return run_batch_command(args, config, query)
+    return run_batch_command(args, *given)
 
 
 T = TypeVar("T")

@@ -32,10 +32,25 @@ async def traffic(gw: Gateway) -> None:
     await gw.app[WRITER].flushed()
 
 
-async def sql(capsys, *args: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
-    code = await asyncio.to_thread(main, ["sql", *args])
+async def run_cli(capsys, *args: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    """The command line in a thread (the gateway answers on this loop): exit code, stdout, stderr."""
+    code = await asyncio.to_thread(main, list(args))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+async def sql(capsys, *args: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    return await run_cli(capsys, "sql", *args)
+
+
+def postgres_config(tmp_path, dsn: str):  # type: ignore[no-untyped-def]
+    """A configuration file naming only the PostgreSQL store."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(textwrap.dedent(f"""
+        endpoints: []
+        storage: {{kind: postgres, dsn: "{dsn}"}}
+    """))
+    return config
 
 
 async def test_sql_over_sqlite_in_every_format(make_gateway, capsys):
@@ -101,11 +116,7 @@ def test_sql_reads_the_query_from_a_file_or_stdin(tmp_path):
 async def test_sql_over_postgres_is_read_only_with_a_timeout(make_gateway, capsys, postgres_dsn, tmp_path):
     gw = await make_gateway({"mock": {"kind": "mock"}}, ENDPOINTS, storage={"kind": "postgres", "dsn": postgres_dsn})
     await traffic(gw)
-    config = tmp_path / "gateway.yaml"
-    config.write_text(textwrap.dedent(f"""
-        endpoints: []
-        storage: {{kind: postgres, dsn: "{postgres_dsn}"}}
-    """))
+    config = postgres_config(tmp_path, postgres_dsn)
     code, out, err = await sql(capsys, "--config", str(config), "--format", "jsonl",
                                "SELECT request_tags->>'team' AS team, count(*) AS n FROM usage "
                                "WHERE endpoint = 'chat' GROUP BY 1 ORDER BY 1")

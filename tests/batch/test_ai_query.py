@@ -22,6 +22,7 @@ from gateway.batch.session import BatchError, BatchOptions, BatchSession  # noqa
 from gateway.cli import main  # noqa: E402
 from tests.batch.upstream import Script, scripted_app  # noqa: E402
 from tests.conftest import TOKEN, Gateway  # noqa: E402
+from tests.test_sql_command import run_cli  # noqa: E402
 
 ENDPOINTS = [
     {"name": "mock-chat", "served_entities": [{"provider": "mock", "model": "echo"}]},
@@ -49,10 +50,7 @@ async def gw(make_gateway, aiohttp_server, script) -> Gateway:  # type: ignore[n
 
 async def batch(gw: Gateway, capsys, *args: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
     """``gateway batch`` against ``gw``: exit code, stdout, stderr."""
-    code = await asyncio.to_thread(main, ["batch", "--url", gw.url(), "--token", TOKEN, "--data-dir", gw.data_dir,
-                                          *args])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return await run_cli(capsys, "batch", "--url", gw.url(), "--token", TOKEN, "--data-dir", gw.data_dir, *args)
 
 
 def jsonl(out: str) -> list[dict[str, Any]]:
@@ -265,3 +263,13 @@ def test_sql_without_ai_query_needs_no_gateway(tmp_path):
             session.run("SELECT ai_query('mock-chat', 'x')")
     finally:
         session.close()
+
+
+def test_the_batch_command_runs_as_a_program(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "q.sql").write_text("CREATE TABLE t AS SELECT 42 AS answer;\nSELECT answer FROM t")
+    done = subprocess.run([sys.executable, "-m", "gateway", "batch", "--data-dir", str(tmp_path), "--format", "csv",
+                           "--file", str(tmp_path / "q.sql")], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == "answer\n42\n", done.stderr

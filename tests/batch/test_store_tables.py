@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import textwrap
 
 import pytest
 
 pytest.importorskip("duckdb")
 
-from gateway.cli import main  # noqa: E402
-from tests.test_sql_command import ENDPOINTS, traffic  # noqa: E402
+from tests.test_sql_command import ENDPOINTS, postgres_config, run_cli, traffic  # noqa: E402
 
 TYPES = ("SELECT typeof(event_time) AS t, typeof(request_tags) AS tags, typeof(streaming) AS s, "
          "typeof(attempts) AS a, count(*) AS n, count(*) FILTER (WHERE request_tags->>'team' = 'a') AS team_a "
@@ -21,9 +18,7 @@ EXPECTED = {"t": "TIMESTAMP WITH TIME ZONE", "tags": "JSON", "s": "BOOLEAN", "a"
 
 
 async def batch(capsys, *args: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
-    code = await asyncio.to_thread(main, ["batch", "--format", "jsonl", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return await run_cli(capsys, "batch", "--format", "jsonl", *args)
 
 
 async def test_sqlite_usage_and_inference_tables_load_with_duckdb_types(make_gateway, capsys):
@@ -67,11 +62,6 @@ async def test_a_table_of_your_own_named_usage_is_left_alone(make_gateway, capsy
 async def test_postgres_usage_table_loads_with_the_same_types(make_gateway, capsys, postgres_dsn, tmp_path):
     gw = await make_gateway({"mock": {"kind": "mock"}}, ENDPOINTS, storage={"kind": "postgres", "dsn": postgres_dsn})
     await traffic(gw)
-    config = tmp_path / "gateway.yaml"
-    config.write_text(textwrap.dedent(f"""
-        endpoints: []
-        storage: {{kind: postgres, dsn: "{postgres_dsn}"}}
-    """))
-    code, out, err = await batch(capsys, "--config", str(config), TYPES)
+    code, out, err = await batch(capsys, "--config", str(postgres_config(tmp_path, postgres_dsn)), TYPES)
     assert code == 0, err
     assert json.loads(out) == {**EXPECTED, "n": 4, "team_a": 2}
