@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway import metrics
 from gateway.config import GatewayConfig
+from gateway.guards.judge import Judge
 from gateway.limits import build_limiter
 from gateway.pipeline.routing import Router
 from gateway.providers.http import HttpClients
@@ -32,8 +33,8 @@ from gateway.responses_store import ResponseStore
 from gateway.endpoints_table import EndpointRegistry, EndpointsTable
 from gateway.tokens_table import StoreRefresher, TokensTable
 from gateway.state import (
-    APPS, CONFIG, ENDPOINTS, ENDPOINTS_TABLE, HTTP, INFERENCE_WRITER, LIMITER, PROVIDERS, RESPONSES, ROUTER, STORE_REFRESHER, TOKENS,
-    TOKENS_TABLE, WRITER,
+    APPS, CONFIG, ENDPOINTS, ENDPOINTS_TABLE, HTTP, INFERENCE_WRITER, JUDGE, LIMITER, PROVIDERS, RESPONSES, ROUTER,
+    STORE_REFRESHER, TOKENS, TOKENS_TABLE, WRITER,
 )
 
 
@@ -87,6 +88,12 @@ async def _writers(app: web.Application) -> AsyncIterator[None]:
     await usage.close()
 
 
+async def _guardrail_judge(app: web.Application) -> AsyncIterator[None]:
+    """The judge of ``safety`` and ``valid_topics``: the configured endpoint, called through the router."""
+    app[JUDGE] = Judge(app[CONFIG].guardrail_judge, app[ENDPOINTS], app[ROUTER], app[WRITER])
+    yield
+
+
 async def _limiter(app: web.Application) -> AsyncIterator[None]:
     limiter = build_limiter(
         app[CONFIG].limiter, on_backend_error=lambda outcome: metrics.RATE_LIMIT_BACKEND_ERRORS.labels(outcome).inc()
@@ -127,6 +134,6 @@ def create_app(config: GatewayConfig, tokens: TokenStore | None = None, rng: ran
     app[APPS] = config.app_map()
     app[TOKENS] = tokens if tokens is not None else TokenStore(config.tokens)
     app[RESPONSES] = ResponseStore(config.server.responses_retention_s, config.server.responses_max_stored)
-    app.cleanup_ctx.extend([_http(rng), _writers, _limiter, _store_refresh])
+    app.cleanup_ctx.extend([_http(rng), _writers, _guardrail_judge, _limiter, _store_refresh])
     add_routes(app)
     return app

@@ -134,6 +134,115 @@ class InferenceTableConfig(_Base, kw_only=True):
     max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
 
 
+# ---- guardrails -----------------------------------------------------------------------------
+
+#: The Databricks PII behaviours: NONE detects and counts, BLOCK refuses, MASK rewrites the text.
+GuardrailBehavior = Literal["NONE", "BLOCK", "MASK"]
+#: Checks the gateway names itself; a custom pattern may not take one of these names.
+BUILT_IN_GUARDRAILS = ("invalid_keywords", "pii", "safety", "valid_topics")
+MAX_GUARDRAIL_PATTERNS = 50
+MAX_PATTERN_CHARS = 1000
+
+
+class PiiGuardrail(_Base, kw_only=True):
+    behavior: GuardrailBehavior = "NONE"
+
+
+class GuardrailPattern(_Base, kw_only=True):
+    """A custom regular expression (Python syntax), named in block messages and metrics."""
+
+    name: str
+    pattern: str
+    behavior: GuardrailBehavior = "BLOCK"
+
+
+class GuardrailParameters(_Base, kw_only=True):
+    """One stage's checks, in Databricks' ``AiGatewayGuardrailParameters`` shape plus ``patterns``.
+
+    ``safety`` and ``valid_topics`` are judged by the ``guardrail_judge`` endpoint.
+    """
+
+    safety: bool = False
+    pii: PiiGuardrail | None = None
+    invalid_keywords: list[str] = []
+    valid_topics: list[str] = []
+    patterns: list[GuardrailPattern] = []
+
+
+class GuardrailsConfig(_Base, kw_only=True):
+    input: GuardrailParameters | None = None
+    output: GuardrailParameters | None = None
+
+
+class GuardrailJudgeConfig(_Base, kw_only=True):
+    """The gateway endpoint that judges ``safety`` and ``valid_topics``, and what a failed
+    judgement means: refused (``fail_open: false``, the default) or let through."""
+
+    endpoint: str | None = None
+    fail_open: bool = False
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    max_chars: Annotated[int, msgspec.Meta(ge=100)] = 20_000  # the judge reads the last this many characters
+
+
+def parse_guardrails(raw: Any, where: str) -> GuardrailsConfig | None:
+    """``raw`` (a mapping) as GuardrailsConfig; ``{}`` means none. Errors name the path under ``where``."""
+    try:
+        guardrails = msgspec.convert(raw, GuardrailsConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_msgspec_path(exc, where)) from None
+    return None if guardrails.input is None and guardrails.output is None else guardrails
+
+
+def _check_guardrails(ep: EndpointConfig, where: str, cfg: GatewayConfig) -> None:
+    if ep.guardrails is None:
+        return
+    at = f"{where}.guardrails".lstrip(".")
+    if ep.task != "chat":
+        raise ConfigError(f"{at}: guardrails apply to chat endpoints only")
+    for stage in ("input", "output"):
+        params: GuardrailParameters | None = getattr(ep.guardrails, stage)
+        if params is None:
+            continue
+        here = f"{at}.{stage}"
+        judged = [name for name in ("safety", "valid_topics") if getattr(params, name)]
+        if judged and not cfg.guardrail_judge.endpoint:
+            raise ConfigError(f"{here}.{judged[0]}: needs a judge endpoint; set guardrail_judge.endpoint "
+                              "in the configuration to a chat endpoint")
+        if stage == "output" and params.valid_topics:
+            raise ConfigError(f"{here}.valid_topics: topics are checked on input only")
+        for name in ("invalid_keywords", "valid_topics"):
+            for j, word in enumerate(getattr(params, name)):
+                if not word.strip():
+                    raise ConfigError(f"{here}.{name}[{j}]: must not be empty")
+        if len(params.patterns) > MAX_GUARDRAIL_PATTERNS:
+            raise ConfigError(f"{here}.patterns: at most {MAX_GUARDRAIL_PATTERNS} patterns")
+        names: set[str] = set()
+        for j, pat in enumerate(params.patterns):
+            if not NAME_RE.match(pat.name) or pat.name in BUILT_IN_GUARDRAILS or pat.name in names:
+                raise ConfigError(f"{here}.patterns[{j}].name: {pat.name!r} must be unique, of letters, digits, "
+                                  f"'.', '-', '_', and none of {', '.join(BUILT_IN_GUARDRAILS)}")
+            names.add(pat.name)
+            if len(pat.pattern) > MAX_PATTERN_CHARS:
+                raise ConfigError(f"{here}.patterns[{j}].pattern: at most {MAX_PATTERN_CHARS} characters")
+            try:
+                compiled = re.compile(pat.pattern)
+            except re.error as exc:
+                raise ConfigError(f"{here}.patterns[{j}].pattern: not a valid regular expression: {exc}") from None
+            if compiled.match(""):
+                raise ConfigError(f"{here}.patterns[{j}].pattern: matches the empty string")
+
+
+def _check_judge(cfg: GatewayConfig) -> None:
+    name = cfg.guardrail_judge.endpoint
+    if name is None:
+        return
+    judge = cfg.endpoint_map().get(name)
+    if judge is None:
+        raise ConfigError(f"guardrail_judge.endpoint: unknown endpoint {name!r}")
+    if judge.task != "chat":
+        raise ConfigError(f"guardrail_judge.endpoint: {name!r} serves embeddings; the judge must be a chat endpoint")
+
+
 MAX_SERVED_ENTITIES = 10
 MAX_FALLBACKS = 5
 
@@ -148,6 +257,7 @@ class EndpointConfig(_Base, kw_only=True):
     rate_limits: list[LimitRule] = []
     permissions: list[Permission] = []  # empty: every authenticated caller may query
     inference_table: InferenceTableConfig = InferenceTableConfig()
+    guardrails: GuardrailsConfig | None = None
 
 
 class AppConfig(_Base, kw_only=True):
@@ -217,6 +327,7 @@ class GatewayConfig(_Base, kw_only=True):
     tokens: list[TokenConfig] = []
     storage: StorageConfig = StorageConfig()
     limiter: LimiterConfig = LimiterConfig()
+    guardrail_judge: GuardrailJudgeConfig = GuardrailJudgeConfig()
 
     def endpoint_map(self) -> dict[str, EndpointConfig]:
         return {e.name: e for e in self.endpoints}
@@ -261,6 +372,7 @@ def _check(cfg: GatewayConfig) -> None:
             raise ConfigError(f"{where}.name: duplicate endpoint {ep.name!r}")
         seen.add(ep.name)
         check_endpoint(ep, where, cfg)
+    _check_judge(cfg)
     for name, prov in cfg.providers.items():
         _check_header_values(prov, f"providers.{name}")
         if prov.kind in ("openai", "anthropic", "gemini") and not prov.api_key:
@@ -333,6 +445,7 @@ def check_endpoint(ep: EndpointConfig, where: str, cfg: GatewayConfig, *, name_c
         check_rules(ep.rate_limits)
     except ValueError as exc:
         raise ConfigError(f"{where}.rate_limits{exc}".lstrip(".")) from None
+    _check_guardrails(ep, where, cfg)
 
 
 def _check_entities(ep: EndpointConfig, where: str, cfg: GatewayConfig) -> None:

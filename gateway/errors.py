@@ -2,13 +2,15 @@
 
     GatewayError                      500 internal_error
     ├── BadRequest                    400 bad_request
-    │   └── InvalidJSON               400 invalid_json
+    │   ├── InvalidJSON               400 invalid_json
+    │   └── GuardrailBlocked          400 guardrail_blocked: an input or output guardrail said no
     ├── PayloadTooLarge               413 payload_too_large
     ├── Unauthenticated               401 unauthenticated
     ├── PermissionDenied              403 permission_denied
     ├── NotFound                      404 not_found
     │   └── EndpointNotFound          404 endpoint_not_found
     ├── RateLimited                   429 rate_limited (retryable)
+    ├── GuardrailJudgeFailed          503 guardrail_judge_failed: a judged guardrail could not decide (fail closed)
     └── UpstreamError                 502 upstream_error
         ├── UpstreamStatus            the upstream's 4xx/5xx (retryable on 429 and 5xx)
         │   └── ContentFiltered       400 content_filter: the provider's content filter refused the prompt
@@ -58,6 +60,10 @@ class InvalidJSON(BadRequest):
     code = "invalid_json"
 
 
+class GuardrailBlocked(BadRequest):
+    code = "guardrail_blocked"
+
+
 class PayloadTooLarge(GatewayError):
     status, code, kind = 413, "payload_too_large", "too_large"
 
@@ -80,6 +86,10 @@ class EndpointNotFound(NotFound):
 
 class RateLimited(GatewayError):
     status, code, kind, retryable = 429, "rate_limited", "rate_limit", True
+
+
+class GuardrailJudgeFailed(GatewayError):
+    status, code, kind = 503, "guardrail_judge_failed", "overloaded"
 
 
 class UpstreamError(GatewayError):

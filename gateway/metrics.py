@@ -59,6 +59,16 @@ RATE_LIMIT_BACKEND_ERRORS = Counter(
     "gateway_rate_limit_backend_errors_total",
     "Requests decided without the shared limiter backend (Redis down), by outcome (allowed, denied).", ["outcome"],
 )
+GUARDRAIL_VERDICTS = Counter(
+    "gateway_guardrail_verdicts_total",
+    "Guardrail checks run, by endpoint, check, stage (input, output) and verdict (pass, flag, mask, block, error).",
+    ["endpoint", "guardrail", "stage", "verdict"],
+)
+GUARDRAIL_JUDGE_FAILURES = Counter(
+    "gateway_guardrail_judge_failures_total",
+    "Judged guardrail checks whose judge failed, by endpoint, check, stage and outcome (blocked, allowed).",
+    ["endpoint", "guardrail", "stage", "outcome"],
+)
 IN_FLIGHT = Gauge("gateway_requests_in_flight", "Requests being served now.", multiprocess_mode="livesum")
 USAGE_WRITTEN = Counter("gateway_usage_records_written_total", "Usage records written to the sink.")
 USAGE_SPILLED = Counter(
@@ -88,6 +98,11 @@ def request_series(endpoint: str, api: str, status: str):  # type: ignore[no-unt
 @functools.lru_cache(maxsize=4096)
 def token_series(endpoint: str):  # type: ignore[no-untyped-def]
     return INPUT_TOKENS.labels(endpoint), OUTPUT_TOKENS.labels(endpoint)
+
+
+@functools.lru_cache(maxsize=4096)
+def guardrail_verdict(endpoint: str, guardrail: str, stage: str, verdict: str):  # type: ignore[no-untyped-def]
+    return GUARDRAIL_VERDICTS.labels(endpoint, guardrail, stage, verdict)
 
 
 def multiprocess() -> bool:

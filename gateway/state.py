@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.config import EndpointConfig, GatewayConfig
+from gateway.guards.judge import Judge
 from gateway.limits import Limiter
 from gateway.pipeline.call import RequestContext
 from gateway.pipeline.routing import Router
@@ -30,5 +31,6 @@ TOKENS = web.AppKey("tokens", TokenStore)
 TOKENS_TABLE = web.AppKey("tokens_table", TokensTable)
 WRITER = web.AppKey("usage_writer", BatchWriter)
 INFERENCE_WRITER = web.AppKey("inference_writer", BatchWriter)
+JUDGE = web.AppKey("guardrail_judge", Judge)
 
 CONTEXT = web.RequestKey("context", RequestContext)

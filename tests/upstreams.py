@@ -4,7 +4,9 @@ Each records what the gateway sent (path, headers, JSON body). The provider mode
 picks the behaviour: ``ok`` (text), ``tool`` (one call), ``parallel`` (two calls),
 ``fail-<status>``, ``garbage`` (invalid JSON), ``hang`` (never answers), ``cut`` (stream
 breaks off), ``no-usage`` (reports no usage), ``slow-stream`` (OpenAI: 400 chunks, 20 ms apart),
-``agent-<Tool>`` (a coding agent's turn: see tests/agent_scenario.py).
+``agent-<Tool>`` (a coding agent's turn: see tests/agent_scenario.py), ``say-<words>`` (replies
+those words, ``_`` for spaces), ``judge`` (OpenAI: a guardrail judge answering BLOCK when the
+text it is shown says "forbidden", else ALLOW).
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ async def _failure(model: str, rec: Recorder) -> web.Response | None:
     return None
 
 
+def _reply_text(model: str, default: str) -> str:
+    return model[4:].replace("_", " ") if model.startswith("say-") else default
+
+
+def _judge_answer(body: dict) -> str:
+    shown = json.dumps([m.get("content") for m in body["messages"] if m["role"] == "user"])
+    return "BLOCK" if "forbidden" in shown else "ALLOW"
+
+
 def _sse(obj: dict | str, event: str | None = None) -> bytes:
     data = obj if isinstance(obj, str) else json.dumps(obj)
     return (f"event: {event}\n" if event else "").encode() + f"data: {data}\n\n".encode()
@@ -90,7 +101,7 @@ def openai_app(rec: Recorder, *, key: str = UPSTREAM_KEY) -> web.Application:
             return fail
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
                  "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 2}}
-        reply_text = "Hello from OpenAI"
+        reply_text = _judge_answer(body) if model == "judge" else _reply_text(model, "Hello from OpenAI")
         if tool_wanted(model):
             kind, payload = plan(agent_scenario.openai_chat, body, model)
             if kind == "call":
@@ -150,7 +161,7 @@ def openai_app(rec: Recorder, *, key: str = UPSTREAM_KEY) -> web.Application:
             return fail
         usage = {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": 6,
                  "output_tokens_details": {"reasoning_tokens": 1}, "total_tokens": 18}
-        reply_text, call_item = "Hello from OpenAI", None
+        reply_text, call_item = _reply_text(model, "Hello from OpenAI"), None
         if tool_wanted(model):
             kind, payload = plan(agent_scenario.responses, body, model)
             if kind == "call":
@@ -226,7 +237,7 @@ def anthropic_app(rec: Recorder) -> web.Application:
                 {"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in calls]
             stop = "tool_use"
         else:
-            content = [{"type": "text", "text": "Hello from Claude"}]
+            content = [{"type": "text", "text": _reply_text(model, "Hello from Claude")}]
             stop = "max_tokens" if body.get("max_tokens") == 3 else "end_turn"
         if not body.get("stream"):
             return web.json_response({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
@@ -285,7 +296,7 @@ def gemini_app(rec: Recorder) -> web.Application:
             if model == "parallel":
                 parts.append({"functionCall": {"name": "get_time", "args": {"zone": "CET"}}})
         else:
-            parts = [{"text": "Hello from Gemini"}]
+            parts = [{"text": _reply_text(model, "Hello from Gemini")}]
         finish = "MAX_TOKENS" if body.get("generationConfig", {}).get("maxOutputTokens") == 3 else "STOP"
         if method == "generateContent":
             return web.json_response({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish}],

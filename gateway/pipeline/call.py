@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -81,3 +81,11 @@ class Call:
         if self._ir is None:
             self._ir = self._decode(self.body)
         return self._ir
+
+    def rewrite(self, body: bytes, rewrite_ir: Callable[[Any], Any]) -> None:
+        """Go on with ``body`` (an input guardrail masked it), and with every IR of it passed
+        through ``rewrite_ir``: some APIs make the IR from what they decoded before, not from ``body``."""
+        decode = self._decode
+        self.body = body
+        self._decode = lambda b: rewrite_ir(decode(b))
+        self._ir = None if self._ir is None else rewrite_ir(self._ir)

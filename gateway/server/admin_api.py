@@ -3,7 +3,8 @@
 ``POST /api/2.0/serving-endpoints`` creates an endpoint (admins), ``PUT`` / ``DELETE
 /api/2.0/serving-endpoints/{name}`` replace or remove one, ``PUT .../{name}/ai-gateway``
 sets its rate limits (per minute or hour; endpoint, user default, user, service principal,
-group or request tag), turns fallbacks off or on and its inference table (payload capture) on or off, and ``GET`` / ``PUT
+group or request tag), its guardrails (``{"input": {...}, "output": {...}}``; ``{}`` removes them),
+turns fallbacks off or on and its inference table (payload capture) on or off, and ``GET`` / ``PUT
 /api/2.0/permissions/serving-endpoints/{name}`` read and set who may use it. Changing an
 endpoint needs CAN_MANAGE on it (or an admin token). Changes go to the store and to this
 worker at once; the other workers pick them up at their next reload (``server.store_refresh_s``).
@@ -28,7 +29,10 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from gateway.config import ConfigError, EndpointConfig, Permission, PrincipalKind, ServedEntity, check_endpoint
+from gateway.config import (
+    ConfigError, EndpointConfig, GuardrailsConfig, Permission, PrincipalKind, ServedEntity, check_endpoint,
+    parse_guardrails,
+)
 from gateway.codecs.openai_chat import bad_request_from
 from gateway.errors import BadRequest, EndpointNotFound, NotFound, PermissionDenied
 from gateway.limits import LimitRule
@@ -102,7 +106,8 @@ class AIGatewayBody(msgspec.Struct, forbid_unknown_fields=True):
     fallback_config: FallbackConfig | None = None
     inference_table_config: InferenceTableBody | None = None
     usage_tracking_config: dict[str, object] | None = None
-    # Named so that a body setting them gets a clear answer rather than a silent no-op.
+    # Databricks' AiGatewayGuardrails ({"input": {...}, "output": {...}}, plus "patterns");
+    # converted into the config's GuardrailsConfig so a bad field is named by its path.
     guardrails: dict[str, object] | None = None
 
 
@@ -215,15 +220,32 @@ def _limit_rule(i: int, r: RateLimitBody) -> LimitRule:
         raise BadRequest(f"{where}: {message}", param=where) from None
 
 
+def _guardrails(request: web.Request, endpoint: EndpointConfig, raw: dict[str, object]) -> GuardrailsConfig | None:
+    """The body's guardrails (``{}`` removes them). Custom patterns run on the event loop, so
+    only admins may change them."""
+    try:
+        guardrails = parse_guardrails(raw, "guardrails")
+    except ConfigError as exc:
+        raise BadRequest(str(exc), param="guardrails") from None
+
+    def patterns(g: GuardrailsConfig | None) -> object:
+        return [(s.patterns if s is not None else []) for s in (g.input, g.output)] if g is not None else [[], []]
+
+    principal = request[CONTEXT].principal
+    if patterns(guardrails) != patterns(endpoint.guardrails) and not (principal is not None and principal.admin):
+        raise PermissionDenied("Only admins may change guardrail patterns")
+    return guardrails
+
+
 async def put_ai_gateway(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     endpoint = _existing(request, name)
     body = _decode(await read_body(request), AIGatewayBody)
     assert isinstance(body, AIGatewayBody)
-    if body.guardrails is not None:
-        raise BadRequest("guardrails is not supported by this gateway yet", param="guardrails")
     # usage_tracking_config is accepted: usage is always tracked.
     changes: dict[str, object] = {}
+    if body.guardrails is not None:
+        changes["guardrails"] = _guardrails(request, endpoint, body.guardrails)
     if body.rate_limits is not None:
         changes["rate_limits"] = [_limit_rule(i, r) for i, r in enumerate(body.rate_limits)]
     if body.fallback_config is not None:

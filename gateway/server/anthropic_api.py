@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.codecs import anthropic_messages as codec
+from gateway.guards import reply_texts, request_texts
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.base import Target
 from gateway.providers.http import read_body as read_upstream
@@ -46,6 +47,8 @@ ANTHROPIC = ChatAPI(
     encode_result=lambda call, result: codec.encode_result(result, call.endpoint.name),
     stream_encoder=lambda call: _StreamEncoder(call.reply_id, call.endpoint.name),
     raw_error_event=codec.stream_error_event,
+    request_texts=request_texts.ANTHROPIC,
+    reply_format=reply_texts.ANTHROPIC,
 )
 
 

@@ -15,14 +15,16 @@ from aiohttp import web
 from gateway.config import APP_PREFIX, EndpointConfig
 from gateway.errors import BadRequest, EndpointNotFound, GatewayError, PayloadTooLarge
 from gateway.ir import ChatResult, StreamEvent, Usage
-from gateway.pipeline import limits
+from gateway.guards.reply_texts import ReplyFormat
+from gateway.guards.request_texts import RequestTexts
+from gateway.pipeline import guardrails, limits
 from gateway.pipeline.call import Call, RequestContext
 from gateway.pipeline.dispatch import Attempt
 from gateway.pipeline.replies import EventStream, RawReply, RawStream, ResultReply
 from gateway.server.permissions import require_query
 from gateway.server.responding import SSE, json_reply, record_usage, relay_raw_stream, stream_events
 from gateway.sinks.payloads import PayloadCapture
-from gateway.state import APPS, CONFIG, CONTEXT, ENDPOINTS, LIMITER, ROUTER
+from gateway.state import APPS, CONFIG, CONTEXT, ENDPOINTS, JUDGE, LIMITER, ROUTER
 
 
 class StreamEncoder(Protocol):
@@ -37,11 +39,13 @@ class StreamEncoder(Protocol):
 class ChatAPI:
     """How one client API is served."""
 
-    __slots__ = ("attempt", "encode_result", "stream_encoder", "raw_error_event", "stream_content_type")
+    __slots__ = ("attempt", "encode_result", "stream_encoder", "raw_error_event", "stream_content_type",
+                 "request_texts", "reply_format")
 
     def __init__(
         self, *, attempt: Attempt, encode_result: Callable[[Call, ChatResult], bytes],
         stream_encoder: Callable[[Call], StreamEncoder], raw_error_event: Callable[[GatewayError], bytes],
+        request_texts: RequestTexts, reply_format: ReplyFormat | None,
         stream_content_type: Callable[[Call], str] = lambda call: SSE,
     ) -> None:
         self.attempt = attempt
@@ -49,6 +53,10 @@ class ChatAPI:
         self.stream_encoder = stream_encoder
         self.raw_error_event = raw_error_event  # an in-stream error for a relayed stream
         self.stream_content_type = stream_content_type
+        #: Where input guardrails read the request's text, and how they read a relayed reply
+        #: (None: this API is never relayed, its replies are always IR).
+        self.request_texts = request_texts
+        self.reply_format = reply_format
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -104,7 +112,12 @@ async def serve_chat(request: web.Request, api: ChatAPI, call: Call) -> web.Stre
     ctx = call.ctx
     ctx.record.streaming = call.stream
     await limits.enforce(call, request.app[LIMITER])
+    guarded = call.endpoint.guardrails is not None
+    if guarded:
+        await guardrails.check_input(call, api.request_texts, request.app[JUDGE])
     reply = await request.app[ROUTER].route(call, api.attempt)
+    if guarded:
+        reply = await guardrails.check_output(call, reply, api.reply_format, request.app[JUDGE], input_chars(call))
     if isinstance(reply, RawReply):
         record_usage(ctx, reply.usage, input_chars(call), reply.output_chars)
         return json_reply(ctx, reply.body)

@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.codecs import gemini
+from gateway.guards import reply_texts, request_texts
 from gateway.providers.base import Target
 from gateway.providers.gemini import GeminiProvider
 from gateway.providers.http import read_body as read_upstream
@@ -45,6 +46,8 @@ GEMINI = ChatAPI(
     stream_encoder=lambda call: gemini.GeminiStreamEncoder(call.endpoint.name, sse=_sse(call)),
     raw_error_event=lambda err: gemini.stream_error_event(err, sse=True),
     stream_content_type=lambda call: SSE if _sse(call) else JSON,
+    request_texts=request_texts.GEMINI,
+    reply_format=reply_texts.GEMINI,
 )
 _EMBED = embeddings_attempt()
 

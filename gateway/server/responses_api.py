@@ -18,6 +18,7 @@ import msgspec
 from aiohttp import web
 
 from gateway.codecs import openai_responses as codec
+from gateway.guards import reply_texts, request_texts
 from gateway.ir import ChatResult
 from gateway.pipeline import passthrough
 from gateway.pipeline.call import Call
@@ -74,6 +75,8 @@ class ResponsesAPI(ChatAPI):
             encode_result=self._encode_result,
             stream_encoder=lambda call: _StoringEncoder(call, store),
             raw_error_event=codec.stream_error_event,
+            request_texts=request_texts.OPENAI_RESPONSES,
+            reply_format=reply_texts.OPENAI_RESPONSES,
         )
 
     def _encode_result(self, call: Call, result: ChatResult) -> bytes:

@@ -16,11 +16,12 @@ import msgspec
 from aiohttp import web
 
 from gateway.codecs import openai_chat, openai_completions
+from gateway.guards import request_texts
 from gateway.errors import BadRequest, EndpointNotFound
 from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import chat_attempt
 from gateway.codecs.openai_chat import bad_request_from
-from gateway.config import EndpointConfig
+from gateway.config import EndpointConfig, GuardrailsConfig
 from gateway.server.chat_flow import ChatAPI, find_endpoint, read_body, serve_chat, session_of
 from gateway.config import APP_PREFIX
 from gateway.server.responses_api import serve_responses
@@ -42,6 +43,8 @@ COMPLETIONS = ChatAPI(
     encode_result=lambda call, result: openai_completions.encode_result(result, call.endpoint.name),
     stream_encoder=lambda call: openai_completions.CompletionStreamEncoder(f"cmpl-{uuid.uuid4().hex}", call.endpoint.name),
     raw_error_event=openai_chat.stream_error_event,
+    request_texts=request_texts.COMPLETIONS,
+    reply_format=None,  # completions are always translated
 )
 
 
@@ -118,8 +121,20 @@ def describe(endpoint: EndpointConfig) -> dict:  # type: ignore[type-arg]
             "rate_limits": [_rate_limit(r) for r in endpoint.rate_limits],
             "fallback_config": {"enabled": endpoint.fallbacks_enabled and bool(endpoint.fallbacks)},
             "inference_table_config": {"enabled": endpoint.inference_table.enabled},
+            **({"guardrails": _guardrails(endpoint.guardrails)} if endpoint.guardrails is not None else {}),
         },
     }
+
+
+def _guardrails(guardrails: GuardrailsConfig) -> dict[str, object]:
+    """Guardrails in the Databricks ``ai_gateway.guardrails`` shape, with only what was set."""
+    shaped: dict[str, object] = {}
+    for stage in ("input", "output"):
+        params = getattr(guardrails, stage)
+        if params is not None:
+            fields = msgspec.to_builtins(params)
+            shaped[stage] = {k: v for k, v in fields.items() if v not in (False, [], None)}
+    return shaped
 
 
 def _rate_limit(rule: LimitRule) -> dict[str, object]:

@@ -7,6 +7,7 @@ import uuid
 from aiohttp import web
 
 from gateway.codecs import openai_chat, openai_embeddings
+from gateway.guards import reply_texts, request_texts
 from gateway.pipeline import limits, passthrough
 from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import chat_attempt, embeddings_attempt
@@ -23,6 +24,8 @@ OPENAI_CHAT = ChatAPI(
     stream_encoder=lambda call: openai_chat.OpenAIChatStreamEncoder(
         f"chatcmpl-{uuid.uuid4().hex}", call.endpoint.name, call.include_usage),
     raw_error_event=openai_chat.stream_error_event,
+    request_texts=request_texts.OPENAI_CHAT,
+    reply_format=reply_texts.OPENAI_CHAT,
 )
 
 

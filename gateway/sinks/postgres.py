@@ -35,11 +35,13 @@ CREATE TABLE IF NOT EXISTS usage (
     streaming BOOLEAN NOT NULL,
     request_tags JSONB NOT NULL,
     error_code TEXT,
-    attempts JSONB NOT NULL
+    attempts JSONB NOT NULL,
+    guardrails TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_event_time ON usage (event_time);
 -- Columns added since the first version, for tables made by an earlier one.
 ALTER TABLE usage ADD COLUMN IF NOT EXISTS attempts JSONB NOT NULL DEFAULT '[]';
+ALTER TABLE usage ADD COLUMN IF NOT EXISTS guardrails TEXT;
 """
 
 

@@ -40,6 +40,9 @@ class UsageRecord(msgspec.Struct, kw_only=True):
     request_tags: dict[str, str] = {}
     error_code: str | None = None
     attempts: list[AttemptRecord] = []
+    #: What guardrails did beyond letting the request pass: ``stage.check:verdict`` entries,
+    #: comma-separated (``input.pii:mask,output.invalid_keywords:block``); never the matched text.
+    guardrails: str | None = None
 
 
 #: Column order shared by every sink.

@@ -39,12 +39,13 @@ CREATE TABLE IF NOT EXISTS usage (
     streaming INTEGER NOT NULL,
     request_tags TEXT NOT NULL,
     error_code TEXT,
-    attempts TEXT NOT NULL
+    attempts TEXT NOT NULL,
+    guardrails TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_event_time ON usage (event_time);
 """
 
-ADDED_COLUMNS = {"attempts": "TEXT NOT NULL DEFAULT '[]'"}
+ADDED_COLUMNS = {"attempts": "TEXT NOT NULL DEFAULT '[]'", "guardrails": "TEXT"}
 #: The usage table's data version in the file's PRAGMA user_version; 1: attempts stored as text.
 _USAGE_VERSION = 1
 
@@ -82,6 +83,7 @@ def _row(r: UsageRecord) -> tuple[object, ...]:
         r.cache_read_tokens, r.cache_write_tokens, r.reasoning_tokens, int(r.tokens_estimated),
         r.latency_ms, r.time_to_first_byte_ms, int(r.streaming), orjson.dumps(r.request_tags).decode(), r.error_code,
         _json(r.attempts).decode(),  # text, as SQLite's JSON functions refuse a blob
+        r.guardrails,
     )
 
 
