@@ -92,7 +92,8 @@ async def ask(client: str, gw: Gateway, model: str, text: str, stream: bool, **e
     async with gem:
         if not stream:
             return (await gem.models.generate_content(model=model, contents=text)).text or ""
-        return "".join([c.text or "" async for c in await gem.models.generate_content_stream(model=model, contents=text)])
+        chunks = await gem.models.generate_content_stream(model=model, contents=text)
+        return "".join([c.text or "" async for c in chunks])
 
 
 async def _chat(oai: openai.AsyncOpenAI, model: str, text: str, stream: bool, **extra) -> str:  # type: ignore[no-untyped-def]
@@ -260,7 +261,8 @@ def verdicts(endpoint_: str, stage: str, verdict: str, guardrail: str = "pii") -
     return REGISTRY.get_sample_value("gateway_guardrail_verdicts_total", labels) or 0.0
 
 
-SEEN = (("in-block-openai", "input", "block"), ("in-mask-mock", "input", "mask"), ("out-block-gemini", "output", "block"))
+SEEN = (("in-block-openai", "input", "block"), ("in-mask-mock", "input", "mask"),
+        ("out-block-gemini", "output", "block"))
 
 
 async def test_blocks_and_masks_leave_usage_rows_metrics_and_no_pii_in_logs(make_gateway, start_upstream, caplog):
@@ -272,7 +274,8 @@ async def test_blocks_and_masks_leave_usage_rows_metrics_and_no_pii_in_logs(make
     await refused("gemini", st.gw, "out-block-gemini", PROMPT, True)
     rows = await st.gw.usage_rows(at_least=3)
     blocked, masked, out_blocked = rows
-    assert (blocked["status_code"], blocked["error_code"], blocked["guardrails"]) == (400, "guardrail_blocked", "input.pii:block")
+    assert blocked["status_code"] == 400 and blocked["error_code"] == "guardrail_blocked"
+    assert blocked["guardrails"] == "input.pii:block"
     assert blocked["endpoint"] == "in-block-openai" and blocked["provider"] is None  # no provider was tried
     assert (masked["status_code"], masked["error_code"], masked["guardrails"]) == (200, None, "input.pii:mask")
     assert (out_blocked["status_code"], out_blocked["guardrails"]) == (400, "output.pii:block")
@@ -281,7 +284,8 @@ async def test_blocks_and_masks_leave_usage_rows_metrics_and_no_pii_in_logs(make
     async with aiohttp.ClientSession() as s:
         async with s.get(st.gw.url("/metrics")) as r:
             text = await r.text()
-    assert 'gateway_guardrail_verdicts_total{endpoint="in-mask-mock",guardrail="pii",stage="input",verdict="mask"}' in text
+    assert ('gateway_guardrail_verdicts_total{endpoint="in-mask-mock",guardrail="pii",stage="input",'
+            'verdict="mask"}') in text
     assert "input guardrail 'pii' of endpoint 'in-block-openai': block (EMAIL_ADDRESS)" in caplog.text
     assert EMAIL not in caplog.text
 

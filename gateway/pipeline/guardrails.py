@@ -16,6 +16,7 @@ as it came, or masked, or refused with a plain error response, since nothing was
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -36,7 +37,7 @@ from gateway.ir import ChatRequest, Message, StreamEvent, TextPart, ToolCallPart
 from gateway.pipeline.call import Call
 from gateway.pipeline.replies import EventStream, RawReply, RawStream, Reply, ResultReply
 from gateway.providers.base import ProviderStream
-from gateway.server.responding import record_usage
+from gateway.server.responding import CLIENT_CLOSED, record_usage
 
 log = logging.getLogger("gateway.guardrails")
 
@@ -135,9 +136,13 @@ async def _replay(items: list[Any]) -> AsyncIterator[Any]:
         yield item
 
 
-async def _drain(stream: ProviderStream[Any]) -> list[Any]:
+async def _drain(call: Call, stream: ProviderStream[Any]) -> list[Any]:
     try:
         return [item async for item in stream]
+    except asyncio.CancelledError:
+        # The caller went away while the reply was read, as it would from a relayed stream.
+        call.ctx.record.status_code, call.ctx.record.error_code = CLIENT_CLOSED, "client_disconnected"
+        raise
     finally:
         await stream.aclose()
 
@@ -176,7 +181,7 @@ async def check_output(call: Call, reply: Reply, fmt: ReplyFormat | None, judge:
                             lambda: record_usage(ctx, result.usage, input_chars, result.output_chars()))
         return reply if new == texts else ResultReply(result_with(result, new))
     if isinstance(reply, (EventStream, RawStream)):
-        items = await _drain(reply.stream)
+        items = await _drain(call, reply.stream)
         events: list[StreamEvent]
         if isinstance(reply, EventStream):
             events = [ev for batch in items for ev in batch]
