@@ -177,8 +177,8 @@ async def check_output(call: Call, reply: Reply, fmt: ReplyFormat | None, judge:
             result = fmt.result(reply.body, provider, model)
             result.usage = reply.usage or result.usage
         texts = result_texts(result)
-        new = await _checked_output(call, texts, judge,
-                            lambda: record_usage(ctx, result.usage, input_chars, result.output_chars()))
+        new = await _checked_output(
+            call, texts, judge, lambda: record_usage(ctx, result.usage, input_chars, result.output_chars()))
         return reply if new == texts else ResultReply(result_with(result, new))
     if isinstance(reply, (EventStream, RawStream)):
         items = await _drain(call, reply.stream)
@@ -193,7 +193,7 @@ async def check_output(call: Call, reply: Reply, fmt: ReplyFormat | None, judge:
         texts = stream_texts(events)
         new = await _checked_output(call, texts, judge, lambda: record_usage(
             ctx, stream_usage(events), input_chars, sum(map(len, texts))))
-        if new != texts:  # re-encoded by the gateway, in the caller's format (which is the provider's, for a relay)
+        if new != texts:  # encoded by the gateway in the caller's format (for a relay, the provider's)
             return EventStream(ProviderStream(_replay([stream_with(events, new)])))
         if isinstance(reply, RawStream):
             return RawStream(ProviderStream(_replay(items)), reply.sniffer)
