@@ -95,11 +95,6 @@ class Judge:
         record = jctx.record
         elapsed = time.perf_counter() - jctx.started
         record.latency_ms = record.time_to_first_byte_ms = round(elapsed * 1000, 3)
-        count, latency, _ttfb = metrics.request_series(record.endpoint or "", JUDGE_API, str(record.status_code))
-        count.inc()
-        latency.observe(elapsed)
-        if record.input_tokens or record.output_tokens:
-            input_tokens, output_tokens = metrics.token_series(record.endpoint or "")
-            input_tokens.inc(record.input_tokens)
-            output_tokens.inc(record.output_tokens)
+        metrics.observe_request(record.endpoint or "", JUDGE_API, record.status_code, elapsed, elapsed,
+                                record.input_tokens, record.output_tokens)
         self._writer.submit(record)

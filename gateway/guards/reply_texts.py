@@ -21,9 +21,9 @@ from gateway.ir import (
     ChatResult, StreamEvent, TextDelta, TextPart, ThinkingDelta, ThinkingPart, ToolCallDelta, ToolCallPart, Usage,
     UsageEvent,
 )
-from gateway.guards import responses_reply
 from gateway.providers import anthropic, gemini
 from gateway.providers import openai_chat_translation as openai_chat
+from gateway.providers import openai_responses_translation as openai_responses
 
 
 def result_texts(result: ChatResult) -> list[str]:
@@ -128,8 +128,8 @@ class ReplyFormat:
 
 OPENAI_CHAT = ReplyFormat(lambda body, provider, _model: openai_chat.decode_result(body, provider),
                           openai_chat.OpenAIChatStreamDecoder)
-OPENAI_RESPONSES = ReplyFormat(lambda body, provider, _model: responses_reply.decode_result(body, provider),
-                               responses_reply.ResponsesStreamDecoder)
+OPENAI_RESPONSES = ReplyFormat(lambda body, provider, _model: openai_responses.decode_result(body, provider),
+                               openai_responses.ResponsesStreamDecoder)
 ANTHROPIC = ReplyFormat(lambda body, provider, _model: anthropic.decode_result(body, provider),
                         anthropic.AnthropicStreamDecoder)
 GEMINI = ReplyFormat(lambda body, provider, model: gemini.decode_result(body, model, provider),

@@ -10,10 +10,7 @@ import pytest
 from gateway.errors import BadRequest
 from gateway.guards import request_texts
 from gateway.guards.reply_texts import stream_texts, stream_usage, stream_with
-from gateway.guards.responses_reply import ResponsesStreamDecoder, decode_result
-from gateway.ir import (
-    FinishEvent, TextDelta, ThinkingDelta, ToolCallDelta, ToolCallPart, ToolCallStart, Usage, UsageEvent,
-)
+from gateway.ir import FinishEvent, TextDelta, ThinkingDelta, ToolCallDelta, ToolCallStart, Usage, UsageEvent
 
 IMAGE = "data:image/png;base64," + "A" * 64
 
@@ -82,31 +79,3 @@ def test_a_masked_stream_sends_each_text_whole_so_no_piece_slips_out():
         UsageEvent(Usage(1, 2)), FinishEvent("tool_calls"),
     ]
     assert stream_usage(events) == Usage(1, 2)
-
-
-def _sse(obj: dict) -> bytes:  # type: ignore[type-arg]
-    return f"event: {obj['type']}\ndata: {json.dumps(obj)}\n\n".encode()
-
-
-def test_a_responses_stream_and_body_are_read_as_the_ir():
-    usage = {"input_tokens": 3, "output_tokens": 4}
-    stream = b"".join([
-        _sse({"type": "response.created", "response": {"status": "in_progress", "output": []}}),
-        _sse({"type": "response.output_text.delta", "item_id": "m", "delta": "Hi "}),
-        _sse({"type": "response.output_text.delta", "item_id": "m", "delta": "there"}),
-        _sse({"type": "response.output_item.added", "item": {"type": "function_call", "id": "fc", "call_id": "c",
-                                                             "name": "f", "arguments": ""}}),
-        _sse({"type": "response.function_call_arguments.delta", "item_id": "fc", "delta": "{}"}),
-        _sse({"type": "response.completed", "response": {"status": "completed", "usage": usage, "output": []}}),
-    ])
-    decoder = ResponsesStreamDecoder("openai")
-    events = [ev for i in range(0, len(stream), 7) for ev in decoder.feed(stream[i:i + 7])] + decoder.finish()
-    assert events == [TextDelta("Hi "), TextDelta("there"), ToolCallStart(0, "c", "f"), ToolCallDelta(0, "{}"),
-                      UsageEvent(Usage(3, 4)), FinishEvent("tool_calls")]
-    body = {"id": "resp_1", "model": "gpt", "status": "completed", "usage": usage, "output": [
-        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "R"}]},
-        {"type": "message", "content": [{"type": "output_text", "text": "Hi"}]},
-        {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}]}
-    result = decode_result(json.dumps(body).encode(), "openai")
-    assert [getattr(p, "text", None) for p in result.parts[:2]] == ["R", "Hi"]
-    assert result.parts[2] == ToolCallPart("c", "f", "{}") and result.finish_reason == "tool_calls"
