@@ -78,8 +78,18 @@ def _banner(config: GatewayConfig, host: str, port: int, dev_token: str | None) 
     return "\n".join(lines)
 
 
+#: Allocations between young-generation collections (CPython's default is 700). Each of
+#: hundreds of requests in flight holds a few hundred objects, so at the default most young
+#: collections find them still alive and traverse them again (callgrind, governed at 128
+#: connections: 660k instructions per request at 700, 627k at 5,000 and above). The older
+#: generations keep their defaults.
+GC_YOUNG_THRESHOLD = 10_000
+
+
 def run_worker(config: GatewayConfig, dev_token: str | None, reuse_port: bool) -> None:
     """Serve until SIGINT/SIGTERM; shutdown drains the usage queue."""
+    import gc
+
     from aiohttp import web
 
     from gateway.app import create_app
@@ -98,6 +108,8 @@ def run_worker(config: GatewayConfig, dev_token: str | None, reuse_port: bool) -
     except ImportError:
         loop = asyncio.new_event_loop()
     app = create_app(config, store)
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
     web.run_app(
         # aiohttp's default listen backlog (128) drops SYNs when hundreds of clients connect at once.
         app, host=config.server.host, port=config.server.port, reuse_port=reuse_port, backlog=4096,

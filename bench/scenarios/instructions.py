@@ -56,8 +56,8 @@ def _totals(out: Path) -> int:
     raise RuntimeError(f"no instruction totals in {dumps[-1]}")
 
 
-async def requests_at_concurrency(shape: Shape, n: int) -> int:
-    """Send ``n`` requests, ``CONCURRENCY`` at a time; the number that failed."""
+async def requests_at_concurrency(shape: Shape, n: int, concurrency: int = CONCURRENCY) -> int:
+    """Send ``n`` requests, ``concurrency`` at a time; the number that failed."""
     left, failed = [n], [0]
     timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(timeout=timeout) as http:
@@ -67,17 +67,17 @@ async def requests_at_concurrency(shape: Shape, n: int) -> int:
                 async with http.post(shape.url, data=shape.body, headers=shape.headers) as resp:
                     await resp.read()
                     failed[0] += resp.status != 200
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
     return failed[0]
 
 
-def _count(system: System, out: Path, shape: Shape, n: int) -> dict[str, Any]:
+def _count(system: System, out: Path, shape: Shape, n: int, concurrency: int) -> dict[str, Any]:
     assert system.child is not None
     pid = system.child.pid
-    failed = asyncio.run(requests_at_concurrency(shape, WARMUP))
+    failed = asyncio.run(requests_at_concurrency(shape, WARMUP, concurrency))
     _control(pid, "-z")
     _control(pid, "-i", "on")
-    failed += asyncio.run(requests_at_concurrency(shape, n))
+    failed += asyncio.run(requests_at_concurrency(shape, n, concurrency))
     _control(pid, "-i", "off")
     _control(pid, "-d")
     total = _totals(out)
@@ -103,6 +103,7 @@ def run(session: Session, report: Report) -> None:
     if extra.get("ab_name"):
         report.scenario = f"instructions-{extra['ab_name']}"
     n = int(extra.get("instr_requests") or (300 if session.options.quick else 1000))
+    concurrency = int(extra.get("instr_concurrency") or CONCURRENCY)
     mode = session.fast_mode
     d = session.workdir / "callgrind"
     d.mkdir(exist_ok=True)
@@ -128,7 +129,7 @@ def run(session: Session, report: Report) -> None:
             shape = system.shape(target, mode)
             if shape is None:
                 continue
-            res = _count(system, out, shape, n)
+            res = _count(system, out, shape, n, concurrency)
             res.update(system=system.name, target=target, mode=mode)
             report.measurements.append(res)
             name = label(system, target).replace("gateway-callgrind", "gateway")
@@ -141,7 +142,7 @@ def run(session: Session, report: Report) -> None:
     for row in rows:
         row += [fmt_ratio(ratio(figures[row[0]], floor)), fmt_ratio(ratio(figures[row[0]], passthrough))]
     report.add_table(
-        f"Instructions per request (callgrind, every thread, user space), {n} requests at concurrency {CONCURRENCY} "
+        f"Instructions per request (callgrind, every thread, user space), {n} requests at concurrency {concurrency} "
         "after a warm-up (lower is better)",
         ["line", "instructions / request", "requests", "errors", "÷ aiohttp-proxy", "÷ gateway passthrough"], rows)
     before = {k.removeprefix("gateway-before "): v for k, v in figures.items() if k.startswith("gateway-before ")}
