@@ -17,7 +17,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m bench", description="Gateway benchmarks; see bench/README.md.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run scenarios (default: all but profile)")
+    run = sub.add_parser("run", help="run scenarios (default: the seven of issue 4; not profile, ab, instructions, syscalls)")
     run.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=f"any of: {', '.join(SCENARIOS)}")
     run.add_argument("--quick", action="store_true", help="short windows and fewer lines: a smoke run")
     run.add_argument("--baselines", help=f"comma-separated, from {','.join(BASELINES)} "
