@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ab-target", default="passthrough",
                      help="ab: the gateway target both sides run (passthrough, governed, chat->anthropic, ...)")
     run.add_argument("--name", "--ab-name", dest="ab_name", default="",
-                     help="ab, instructions, syscalls: names the results file (<date>-<scenario>-<name>)")
+                     help="names the results files (<date>-<scenario>-<name>), so a rerun on the same day keeps the run before")
     run.add_argument("--instr-requests", type=int, default=0,
                      help="instructions, syscalls: requests counted per line (default 1000; 300 with --quick)")
     run.add_argument("--instr-concurrency", type=int, default=0, help="instructions: requests in flight (default 8)")
@@ -92,6 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         for name in names:
             report = Report(name, args.quick, session.layout.describe(), command=command)
+            if args.ab_name:
+                report.scenario = f"{name}-{args.ab_name}"
             t0 = time.monotonic()
             session.log(f"== {name}")
             try:

@@ -33,8 +33,6 @@ def _figures(res: dict[str, Any] | None) -> dict[str, float | None]:
 
 def run(session: Session, report: Report) -> None:
     extra = session.options.extra
-    if extra.get("ab_name"):
-        report.scenario = f"ab-{extra['ab_name']}"
     after_name = "gateway-after" if extra.get("after") else "gateway"
     before, after, floor = (session.system(n) for n in ("gateway-before", after_name, FLOOR))
     if before is None or after is None or floor is None:

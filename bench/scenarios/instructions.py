@@ -100,8 +100,6 @@ def run(session: Session, report: Report) -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise RuntimeError("valgrind is not installed (apt-get install -y valgrind)")
     extra = session.options.extra
-    if extra.get("ab_name"):
-        report.scenario = f"instructions-{extra['ab_name']}"
     n = int(extra.get("instr_requests") or (300 if session.options.quick else 1000))
     concurrency = int(extra.get("instr_concurrency") or CONCURRENCY)
     mode = session.fast_mode

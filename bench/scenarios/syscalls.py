@@ -66,8 +66,6 @@ def run(session: Session, report: Report) -> None:
     if shutil.which("strace") is None:
         raise RuntimeError("strace is not installed (apt-get install -y strace)")
     extra = session.options.extra
-    if extra.get("ab_name"):
-        report.scenario = f"syscalls-{extra['ab_name']}"
     n = int(extra.get("instr_requests") or (300 if session.options.quick else 1000))
     names = (["gateway-before"] if extra.get("before") else []) + ["gateway", "aiohttp-proxy"]
     rows, figures = [], {}
