@@ -4,6 +4,7 @@
     litellm        a virtualenv at bench/.venv-litellm with litellm[proxy] pinned
     portkey        npm install into bench/.portkey, @hono/node-server pinned by overrides
     py-spy         pip install py-spy (for the profile scenario)
+    capture        apt-get install -y tcpdump, pip install dpkt (streaming: the relay's own delay per chunk)
 
 Every install is pinned and stays out of git (bench/.gitignore).
 """
@@ -23,6 +24,7 @@ LITELLM_VERSION = "1.102.4"
 PORTKEY_VERSION = "1.15.2"
 # Portkey's streaming answers 500 with @hono/node-server 1.14.2 and later.
 HONO_NODE_SERVER = "1.14.1"
+DPKT_VERSION = "1.9.8"
 
 
 def _run(argv: list[str], **kw) -> bool:  # type: ignore[no-untyped-def]
@@ -68,8 +70,12 @@ def pyspy() -> bool:
     return _run([sys.executable, "-m", "pip", "install", "-q", "py-spy"])
 
 
+def capture() -> bool:
+    return apt("tcpdump") and _run([sys.executable, "-m", "pip", "install", "-q", f"dpkt=={DPKT_VERSION}"])
+
+
 INSTALLERS = {"wrk": lambda: apt("wrk"), "nginx": lambda: apt("nginx"), "litellm": litellm, "portkey": portkey,
-              "py-spy": pyspy}
+              "py-spy": pyspy, "capture": capture}
 
 
 def setup(what: list[str]) -> int:

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import canned_upstream
+from bench.capture import RelayCapture
 from bench.drivers import AsyncClientDriver, WrkDriver
 from bench.layout import Layout, plan
 from bench.peers import PEERS
 from bench.procs import Supervisor, free_port, wait_http
+from bench.stats import summary_us
 from bench.systems import AiohttpProxy, Direct, Env, Gateway, System, Unavailable
 
 BASELINES = ("direct", "aiohttp-proxy", "nginx", "litellm", "portkey")
@@ -172,10 +174,12 @@ class Session:
 
     def measure(
         self, system: System, target: str, mode: str, concurrency: int, *, warmup: float, duration: float,
-        stream: bool = False, driver: str | None = None, **kw: Any,
+        stream: bool = False, driver: str | None = None, capture: bool = False, **kw: Any,
     ) -> dict[str, Any] | None:
         """One load step; None when ``system`` has no such target. Adds the system's CPU per
-        request and CPU share of the window, the upstream's CPU per request, and RSS."""
+        request and CPU share of the window, the upstream's CPU per request, and RSS; with
+        ``capture`` (a relay, not ``direct``), its own delay per streamed chunk from a loopback
+        capture (``bench/capture.py``)."""
         shape = system.shape(target, mode, stream)
         if shape is None:
             return None
@@ -191,8 +195,17 @@ class Session:
             marks[edge] = (time.monotonic(), child.cpu_seconds() if child else 0.0, upstream.cpu_seconds())
 
         drops0 = listen_drops()
-
-        result = drv.run(shape, concurrency, warmup=warmup, duration=duration, on_window=on_window, **kw)
+        cap = None
+        if capture and system.name != "direct":
+            cap = RelayCapture(self.sup, self.workdir, self.layout.load, self.env.upstream_port, system.port,
+                               f"{system.name}-{target}".replace(">", ""))
+        try:
+            result = drv.run(shape, concurrency, warmup=warmup, duration=duration, on_window=on_window, **kw)
+        finally:
+            captured = cap.close() if cap is not None else None
+        if captured is not None:
+            result["relay_delay"] = summary_us(captured["delays_ns"])
+            result["capture_dropped"] = captured["dropped"]
         result.update(system=system.name, target=target, mode=mode, stream=stream)
         if "start" in marks and "end" in marks:
             (t0, c0, u0), (t1, c1, u1) = marks["start"], marks["end"]
