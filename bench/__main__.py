@@ -44,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="names the results files (<date>-<scenario>-<name>), so a rerun on the same day keeps the run before")
     run.add_argument("--instr-requests", type=int, default=0,
                      help="instructions, syscalls: requests counted per line (default 1000; 300 with --quick)")
-    run.add_argument("--instr-concurrency", type=int, default=0, help="instructions: requests in flight (default 8)")
+    run.add_argument("--instr-concurrency", type=int, default=0,
+                     help="instructions: requests in flight (default 8; 4 with --instr-stream)")
+    run.add_argument("--instr-stream", action="store_true",
+                     help="instructions: count paced streams (per delta) instead of non-streamed requests")
     setup = sub.add_parser("setup", help="install wrk, nginx, litellm, portkey, py-spy (bench-locally)")
     # No choices= here: argparse checks a nargs="*" default against them and refuses [].
     setup.add_argument("what", nargs="*", metavar="WHAT", help="any of: wrk, nginx, litellm, portkey, py-spy (default: all)")
@@ -79,7 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra={"stream_workers2": args.stream_workers2, "profile_target": args.profile_target,
                "profile_seconds": args.profile_seconds, "before": args.before, "after": args.after, "ab_rounds": args.ab_rounds,
                "ab_name": args.ab_name, "ab_target": args.ab_target,
-               "instr_requests": args.instr_requests, "instr_concurrency": args.instr_concurrency},
+               "instr_requests": args.instr_requests, "instr_concurrency": args.instr_concurrency,
+               "instr_stream": args.instr_stream},
     )
     command = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     signal.signal(signal.SIGTERM, _on_signal)
