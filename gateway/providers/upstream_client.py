@@ -50,6 +50,8 @@ DNS_TTL = 300.0
 HAPPY_EYEBALLS_DELAY = 0.25
 #: Request heads cached per pool, by method and path (Gemini paths carry the model).
 _HEAD_CACHE = 256
+#: How early a read timeout may fire (timer granularity), in seconds.
+_TIMER_SLACK = 0.001
 
 
 class ConnectFailed(Exception):
@@ -114,21 +116,23 @@ class Headers(dict[str, str]):
         return dict.get(self, name.lower(), default)
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
-    def __init__(self, pool: OriginPool) -> None:
+    def __init__(self, pool: OriginPool, loop: asyncio.AbstractEventLoop) -> None:
         self.pool = pool
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.busy = False
         self.idle_since = 0.0
+        # The read timeout: one timer per connection, not one per read. A wait only moves
+        # ``_expires``; the timer, when it fires, fails a wait that is past it, or re-arms
+        # for the rest. A stream of many small reads so costs a float per read.
+        self._expires = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -165,6 +169,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.pool.forget(self)
         if not self.busy or self.complete:
             return
@@ -239,18 +246,34 @@ class _Connection(asyncio.Protocol):
     async def _wait(self, deadline: Deadline) -> None:
         if self.error is not None:
             raise self.error
-        delay = deadline.wait(deadline.read)
-        loop = asyncio.get_running_loop()
+        loop = self.loop
+        expires = self._expires = loop.time() + deadline.wait(deadline.read)
+        if self._timer is None or self._timer_at > expires:
+            self._arm(expires)
         waiter = self.waiter = loop.create_future()
-        # A plain timer on the future: cheaper than asyncio.timeout() for one wait per read.
-        timer = loop.call_later(delay, _expire, waiter)
         try:
             await waiter
         finally:
-            timer.cancel()
             self.waiter = None
         if self.error is not None:
             raise self.error
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._on_timer)
+        self._timer_at = when
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return  # no read is waiting: the next wait arms it again
+        # uvloop's timers count whole milliseconds: one may fire a fraction of one early.
+        if self.loop.time() + _TIMER_SLACK >= self._expires:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._arm(self._expires)
 
     def send(self, head: bytes, body: bytes) -> None:
         self._reset()
@@ -305,6 +328,9 @@ class _Connection(asyncio.Protocol):
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class UpstreamResponse:
@@ -493,7 +519,7 @@ class OriginPool:
                 sock = await aiohappyeyeballs.start_connection(addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY)
                 try:
                     _, conn = await loop.create_connection(
-                        lambda: _Connection(self), sock=sock, ssl=self.ssl,
+                        lambda: _Connection(self, loop), sock=sock, ssl=self.ssl,
                         server_hostname=self.host if self.ssl else None,
                     )
                 except BaseException:

@@ -471,6 +471,57 @@ async def test_a_stall_mid_body_times_out_and_closes_the_connection(raw_server) 
     pool.close()
 
 
+async def test_reads_that_each_come_in_time_never_time_out_then_a_stall_does(raw_server) -> None:  # type: ignore[no-untyped-def]
+    # The read timeout is one timer per connection that re-arms while reads keep coming:
+    # a stream far longer than the timeout runs to its stall, which still times out.
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(80):  # 0.8 s of chunks 10 ms apart, against a 0.3 s read timeout
+            writer.write(b"5\r\ntick \r\n")
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        await reader.read()  # then nothing more
+
+    base = await raw_server(handler)
+    pool = OriginPool(base, limit=1)
+    resp = await pool.request("POST", base, {}, b"", deadline(read=0.3))
+    got = 0
+    with pytest.raises(TimeoutError):
+        async for chunk in resp.chunks():
+            got += chunk.count(b"tick")
+    assert got == 80 and resp.closed
+    pool.close()
+
+
+async def test_a_reused_connection_times_out_on_its_new_request_s_shorter_read_timeout(raw_server) -> None:  # type: ignore[no-untyped-def]
+    requests = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        await read_request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n")
+        writer.write(b"0\r\n\r\n")  # the first response ends; the second stalls after its first chunk
+        await read_request(reader)
+        requests += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n")
+        await reader.read()
+
+    base = await raw_server(handler)
+    pool = OriginPool(base, limit=1)
+    first = await pool.request("POST", base, {}, b"", deadline(read=60.0))
+    assert await first.read() == b"ok"
+    second = await pool.request("POST", base, {}, b"", deadline(read=0.05))
+    chunks = second.chunks()
+    assert await anext(chunks) == b"ok"
+    async with asyncio.timeout(10):  # the first request's 60 s timer must not be the one that counts
+        with pytest.raises(TimeoutError):
+            await anext(chunks)
+    assert requests == 2
+    pool.close()
+
+
 async def test_a_cancelled_reader_closes_the_connection(raw_server) -> None:  # type: ignore[no-untyped-def]
     gone = asyncio.Event()
     first = asyncio.Event()
