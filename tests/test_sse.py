@@ -39,3 +39,25 @@ def test_sse_decoder_flushes_an_unterminated_last_event():
     decoder = SSEDecoder()
     assert decoder.feed(b"data: tail") == []
     assert decoder.finish() == [SSEEvent(b"tail")]
+
+
+def test_one_event_per_read_gives_what_one_read_of_them_all_gives():
+    # Model streams mostly arrive an event per read, which the decoder takes by a short
+    # path; near-misses of that shape must come out as the general path makes them.
+    reads = [
+        b"data: {\"x\": \"a: b\"}\n\n",
+        b"event: content_block_delta\ndata: {\"i\": 1}\n\n",
+        b"event: ping\n\n",
+        b"data: one\ndata: two\n\n",
+        b"event: e\ndata: one\ndata: two\n\n",
+        b"data: \n\n",
+        b"event: e\ndata: x\n\ndata: y\n\n",
+        b"data: no blank line yet\n",
+        b"\n",
+        b"data:tight\n\n",
+        b"event: e\r\ndata: crlf\r\n\r\n",
+    ]
+    one_by_one = SSEDecoder()
+    events = [ev for chunk in reads for ev in one_by_one.feed(chunk)] + one_by_one.finish()
+    assert events == decode_in_pieces(b"".join(reads), [])
+    assert events[:2] == [SSEEvent(b'{"x": "a: b"}'), SSEEvent(b'{"i": 1}', "content_block_delta")]

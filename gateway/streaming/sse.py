@@ -54,6 +54,8 @@ class SSEDecoder:
                 return []
             chunk = b"".join(pending)
             pending.clear()
+        elif chunk[-1] == 10 and (one := _one_event(chunk)) is not None:
+            return [one]
         end = chunk.rfind(b"\n\n")
         if end < 0:
             pending.append(chunk)
@@ -87,6 +89,19 @@ class SSEDecoder:
             _lines(b"".join(self._pending), out)
             self._pending.clear()
         return out
+
+
+def _one_event(chunk: bytes) -> SSEEvent | None:
+    """``chunk`` as one event when it is exactly one in the shape providers send (a data
+    line, or an event line and a data line, then the blank line): how a model's deltas
+    mostly arrive, one per read. None for anything else."""
+    nl = chunk.find(b"\n")
+    last = len(chunk) - 2
+    if chunk[:6] == b"data: ":
+        return SSEEvent(chunk[6:-2]) if nl == last and chunk[-2] == 10 else None
+    if chunk[:7] == b"event: " and chunk[nl + 1:nl + 7] == b"data: " and chunk.find(b"\n", nl + 1) == last and chunk[-2] == 10:
+        return SSEEvent(chunk[nl + 7:-2], chunk[7:nl].decode("utf-8", "replace"))
+    return None
 
 
 def _lines(block: bytes, out: list[SSEEvent]) -> None:
