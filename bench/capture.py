@@ -13,6 +13,7 @@ Needs tcpdump and dpkt (``python -m bench setup capture``) and root (or CAP_NET_
 
 from __future__ import annotations
 
+import bisect
 import shutil
 import time
 from collections.abc import Sequence
@@ -57,19 +58,28 @@ class RelayCapture:
             time.sleep(0.02)
 
     def close(self) -> dict[str, object]:
-        """Stop capturing; the per-marker relay delays in ns and the kernel's drop count."""
+        """Stop capturing; the per-marker relay delays in ns, how bursty the upstream was
+        before the slowest of them, and the kernel's drop count."""
         self.sup.stop(self.child)
-        delays = relay_delays(self.path, self.upstream_port, self.relay_port)
+        delays, writes_before = relay_delays(self.path, self.upstream_port, self.relay_port)
         dropped = 0
         for line in self.child.log_tail(10).splitlines():
             if line.endswith("packets dropped by kernel"):
                 dropped = int(line.split()[0])
         self.path.unlink(missing_ok=True)
-        return {"delays_ns": delays, "dropped": dropped}
+        ranked = sorted(range(len(delays)), key=delays.__getitem__)
+        slowest = ranked[len(ranked) * 99 // 100:]
+        return {
+            "delays_ns": delays, "dropped": dropped,
+            "burst_all": round(sum(writes_before) / len(writes_before), 2) if writes_before else None,
+            "burst_slowest": round(sum(writes_before[i] for i in slowest) / len(slowest), 2) if slowest else None,
+        }
 
 
-def relay_delays(path: Path, upstream_port: int, relay_port: int) -> list[int]:
-    """For each marker seen on both sides: first relay-side stamp minus first upstream-side stamp, in ns."""
+def relay_delays(path: Path, upstream_port: int, relay_port: int) -> tuple[list[int], list[int]]:
+    """For each marker seen on both sides: first relay-side stamp minus first upstream-side
+    stamp, in ns; and, for each, how many deltas the upstream wrote in the millisecond up to
+    its own write (its burst: a relay works through a burst one delta after another)."""
     import dpkt
 
     sent: dict[bytes, Decimal] = {}
@@ -86,4 +96,12 @@ def relay_delays(path: Path, upstream_port: int, relay_port: int) -> list[int]:
                 continue
             for m in MARKER.finditer(tcp.data):
                 side.setdefault(m.group(1), ts)
-    return [int((t - sent[k]) * 1_000_000_000) for k, t in relayed.items() if k in sent]
+    times = sorted(sent.values())
+    window = Decimal("0.001")
+    delays, bursts = [], []
+    for k, t in relayed.items():
+        if k in sent:
+            t0 = sent[k]
+            delays.append(int((t - t0) * 1_000_000_000))
+            bursts.append(bisect.bisect_right(times, t0) - bisect.bisect_left(times, t0 - window))
+    return delays, bursts

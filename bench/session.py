@@ -206,6 +206,7 @@ class Session:
         if captured is not None:
             result["relay_delay"] = summary_us(captured["delays_ns"])
             result["capture_dropped"] = captured["dropped"]
+            result["upstream_burst"] = {"all": captured["burst_all"], "slowest_1pct": captured["burst_slowest"]}
         result.update(system=system.name, target=target, mode=mode, stream=stream)
         if "start" in marks and "end" in marks:
             (t0, c0, u0), (t1, c1, u1) = marks["start"], marks["end"]
