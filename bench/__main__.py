@@ -34,8 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile-target", default="passthrough", help="profile: which gateway target to load")
     run.add_argument("--profile-seconds", type=float, default=20.0)
     run.add_argument("--keep-workdir", action="store_true", help="keep configs and process logs")
-    run.add_argument("--before", metavar="TREE", help="ab: a checkout of the commit to compare against "
-                     "(git worktree add /tmp/before HEAD~1)")
+    run.add_argument("--before", metavar="TREE", help="a checkout of the commit to compare against "
+                     "(git worktree add /tmp/before HEAD~1): ab, instructions and syscalls run it side by side; "
+                     "the other scenarios add its gateway's lines to their interleaved rounds")
     run.add_argument("--after", metavar="TREE", help="ab: a checkout to use as the after side (default: this one)")
     run.add_argument("--ab-rounds", type=int, default=5, help="ab: interleaved rounds (default 5)")
     run.add_argument("--ab-target", default="passthrough",

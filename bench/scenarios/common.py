@@ -13,12 +13,15 @@ Line = tuple[System, str]  # (system, target)
 
 
 def lines(session: Session, targets: Sequence[str], baselines: bool = True) -> list[Line]:
-    """The gateway's ``targets`` that it can serve, then each available baseline's passthrough."""
+    """The gateway's ``targets`` that it can serve (and the ``--before`` checkout's gateway's,
+    when given), then each available baseline's passthrough."""
     out: list[Line] = []
     gateway = session.system("gateway")
     if gateway is None:
         raise RuntimeError(f"the gateway did not start: {session.unavailable.get('gateway')}")
     out += [(gateway, t) for t in targets if gateway.shape(t, "zero") is not None]
+    if session.options.extra.get("before") and (before := session.system("gateway-before")) is not None:
+        out += [(before, t) for t in targets if before.shape(t, "zero") is not None]
     if baselines:
         out += [(b, "passthrough") for b in session.baselines()]
     return out
@@ -54,3 +57,16 @@ def systems_status(session: Session, used: Sequence[str]) -> dict[str, str]:
     status = {name: "ran" for name in used}
     status.update(session.unavailable)
     return status
+
+
+def add_before_table(report: Report, title: str, figures: dict[str, dict[str, float | None]], sut: Sequence[str]) -> None:
+    """This checkout's gateway ÷ the ``--before`` checkout's, per line and figure (``figures``:
+    column title -> line -> value; ``title`` says which way is better); nothing when no
+    ``--before`` lines ran."""
+    pairs = [(n, "gateway-before " + n.removeprefix("gateway ")) for n in sut if n.startswith("gateway ")]
+    pairs = [(n, b) for n, b in pairs if b in sut]
+    if not pairs:
+        return
+    rows = [[n.removeprefix("gateway "), *(fmt_ratio(ratio(col.get(n), col.get(b))) for col in figures.values())]
+            for n, b in pairs]
+    report.add_table(title, ["target", *figures], rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report import Report, fmt
-from bench.scenarios.common import add_ratio_table, lines, names, systems_status
+from bench.scenarios.common import add_before_table, add_ratio_table, lines, names, systems_status
 from bench.session import Session, label
 from bench.stats import median
 
@@ -62,6 +62,8 @@ def run(session: Session, report: Report) -> None:
         ["line", "p50 µs", "p99 µs", "added p50 µs", "added p99 µs", "CPU µs/req", "errors"], rows,
     )
     relay = [b for b in base if b != direct]
+    add_before_table(report, "This checkout ÷ --before, medians of the rounds (lower is better)", {
+        "added p50": figures["added p50"], "added p99": figures["added p99"], "CPU per request": figures["cpu"]}, sut)
     add_ratio_table(report, "added p50 as a ratio", figures["added p50"], sut, relay, "lower")
     add_ratio_table(report, "added p99 as a ratio", figures["added p99"], sut, relay, "lower")
     add_ratio_table(report, "total p50 as a ratio", figures["p50"], sut, base, "lower")

@@ -7,7 +7,7 @@ that is what its CPU (and its connection handling) costs at a realistic in-fligh
 from __future__ import annotations
 
 from bench.report import Report, fmt
-from bench.scenarios.common import add_ratio_table, lines, names, systems_status
+from bench.scenarios.common import add_before_table, add_ratio_table, lines, names, systems_status
 from bench.session import Session, label
 
 CONCURRENCY = 256
@@ -37,6 +37,8 @@ def run(session: Session, report: Report) -> None:
         ["line", "RPS", "p50 µs", "p99 µs", "CPU µs/req", "CPU share", "RSS MB", "errors", "SYN drops", "driver"], rows,
     )
     sut, base = names(ls)
+    add_before_table(report, "This checkout ÷ --before (RPS: higher is better; CPU and p99: lower is better)", {
+        "RPS": figs["rps"], "CPU per request": figs["cpu"], "p99": figs["p99"]}, sut)
     add_ratio_table(report, "sustained RPS as a ratio", figs["rps"], sut, base, "higher")
     add_ratio_table(report, "CPU per request as a ratio", figs["cpu"], sut, base, "lower")
     report.summary["figures"] = figs

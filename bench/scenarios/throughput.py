@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report import Report, fmt, fmt_ratio
-from bench.scenarios.common import add_ratio_table, lines, names, systems_status
+from bench.scenarios.common import add_before_table, add_ratio_table, lines, names, systems_status
 from bench.session import Session, label
 from bench.stats import median, ratio
 
@@ -109,6 +109,9 @@ def run(session: Session, report: Report) -> None:
         ["line", "RPS p99<10ms", "at c", "p99 µs", "CPU µs/req", f"RPS c={SATURATED}", "p99 µs", "CPU µs/req",
          "RSS MB", "errors", "driver", f"RPS c={SATURATED} wrk", "SYN drops (wrk)"], rows,
     )
+    add_before_table(report, "This checkout ÷ --before (RPS: higher is better; CPU: lower is better)", {
+        "RPS (p99 < 10 ms)": figs["best"], f"RPS at c={SATURATED}": figs["sat"],
+        f"CPU per request at c={SATURATED}": figs["cpu_sat"]}, sut)
     add_ratio_table(report, "RPS (p99 < 10 ms) as a ratio", figs["best"], sut, base, "higher")
     add_ratio_table(report, f"RPS at c={SATURATED} as a ratio", figs["sat"], sut, base, "higher")
     add_ratio_table(report, f"CPU per request at c={SATURATED} as a ratio", figs["cpu_sat"], sut, base, "lower")
