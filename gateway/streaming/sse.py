@@ -94,12 +94,12 @@ class SSEDecoder:
 def _one_event(chunk: bytes) -> SSEEvent | None:
     """``chunk`` as one event when it is exactly one in the shape providers send (a data
     line, or an event line and a data line, then the blank line): how a model's deltas
-    mostly arrive, one per read. None for anything else."""
+    mostly arrive, one per read. None for anything else. ``chunk`` ends with LF and holds no CR."""
     nl = chunk.find(b"\n")
-    last = len(chunk) - 2
+    last = len(chunk) - 2  # where the blank line's LF must be, so that nothing but it follows a line
     if chunk[:6] == b"data: ":
-        return SSEEvent(chunk[6:-2]) if nl == last and chunk[-2] == 10 else None
-    if chunk[:7] == b"event: " and chunk[nl + 1:nl + 7] == b"data: " and chunk.find(b"\n", nl + 1) == last and chunk[-2] == 10:
+        return SSEEvent(chunk[6:-2]) if nl == last else None
+    if chunk[:7] == b"event: " and chunk[nl + 1:nl + 7] == b"data: " and chunk.find(b"\n", nl + 1) == last:
         return SSEEvent(chunk[nl + 7:-2], chunk[7:nl].decode("utf-8", "replace"))
     return None
 
