@@ -132,7 +132,6 @@ class _Connection(asyncio.Protocol):
         # for the rest. A stream of many small reads so costs a float per read.
         self._expires = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -248,7 +247,7 @@ class _Connection(asyncio.Protocol):
             raise self.error
         loop = self.loop
         expires = self._expires = loop.time() + deadline.wait(deadline.read)
-        if self._timer is None or self._timer_at > expires:
+        if self._timer is None or self._timer.when() > expires:
             self._arm(expires)
         waiter = self.waiter = loop.create_future()
         try:
@@ -262,7 +261,6 @@ class _Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self.loop.call_at(when, self._on_timer)
-        self._timer_at = when
 
     def _on_timer(self) -> None:
         self._timer = None
