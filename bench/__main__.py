@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-workdir", action="store_true", help="keep configs and process logs")
     run.add_argument("--before", metavar="TREE", help="a checkout of the commit to compare against "
                      "(git worktree add /tmp/before HEAD~1): ab, instructions and syscalls run it side by side; "
-                     "the other scenarios add its gateway's lines to their interleaved rounds")
+                     "latency, throughput, sustained and streaming add its gateway's lines to their interleaved rounds")
     run.add_argument("--after", metavar="TREE", help="ab: a checkout to use as the after side (default: this one)")
     run.add_argument("--ab-rounds", type=int, default=5, help="ab: interleaved rounds (default 5)")
     run.add_argument("--ab-target", default="passthrough",
@@ -49,9 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="instructions: requests in flight (default 8; 4 with --instr-stream)")
     run.add_argument("--instr-stream", action="store_true",
                      help="instructions: count paced streams (per delta) instead of non-streamed requests")
-    setup = sub.add_parser("setup", help="install wrk, nginx, litellm, portkey, py-spy (bench-locally)")
+    setup = sub.add_parser("setup", help="install wrk, nginx, litellm, portkey, py-spy, capture (bench-locally)")
     # No choices= here: argparse checks a nargs="*" default against them and refuses [].
-    setup.add_argument("what", nargs="*", metavar="WHAT", help="any of: wrk, nginx, litellm, portkey, py-spy (default: all)")
+    setup.add_argument("what", nargs="*", metavar="WHAT", help="any of: wrk, nginx, litellm, portkey, py-spy, capture (default: all)")
     sub.add_parser("list", help="list the scenarios")
     pool = sub.add_parser("pool", help="ab: medians of per-round ratios to aiohttp-proxy pooled over ab result files")
     pool.add_argument("specs", nargs="+", metavar="RESULTS.json:SYSTEM[,SYSTEM]",

@@ -197,7 +197,7 @@ class Session:
         drops0 = listen_drops()
         cap = None
         if capture and system.name != "direct":
-            cap = RelayCapture(self.sup, self.workdir, self.layout.load, self.env.upstream_port, system.port,
+            cap = RelayCapture(self.sup, self.workdir, self.layout.load, self.env.port_of(mode), system.port,
                                f"{system.name}-{target}".replace(">", ""))
         try:
             result = drv.run(shape, concurrency, warmup=warmup, duration=duration, on_window=on_window, **kw)

@@ -68,6 +68,10 @@ class Env:
         """The process answering ``mode``, whose CPU time is the upstream's."""
         return self.canned if mode == "canned" and self.canned is not None else self.upstream
 
+    def port_of(self, mode: str) -> int:
+        """The port answering ``mode``."""
+        return self.canned_port if mode == "canned" and self.canned is not None else self.upstream_port
+
 
 @dataclass
 class System:
